@@ -1,0 +1,91 @@
+# Cairn — top-level build. Each component adds its binaries and tests in its own rules.mk:
+#   BINS += name            name_SRCS := a.c b.c    name_LIBS := -lfoo   (name_STATIC := 1 for a static binary)
+#   UNIT_TESTS += test-x    test-x_SRCS := tests/unit/test-x.c lib.c     test-x_LIBS := ...
+#   FUZZERS += fuzz-x       fuzz-x_SRCS := tests/fuzz/fuzz-x.c lib.c     fuzz-x_LIBS := ...
+# `make` builds every binary into build/bin/; `make SAN=1 BUILD=build/asan` builds with ASan+UBSan.
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2 -g
+SAN     ?=
+CSTD    := -std=gnu17
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+CPPFLAGS += -Icommon -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+endif
+ALL_CFLAGS = $(CSTD) $(WARN) $(OPT) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+BINS :=
+UNIT_TESTS :=
+FUZZERS :=
+COMMON_SRCS :=
+
+# Every component keeps its rules in <dir>/*.mk (one file per owner of a part).
+include $(sort $(wildcard common/*.mk image/*.mk bootcfg/*.mk updater/*.mk tpm/*.mk tests/*.mk))
+
+.PHONY: all clean check check-long image run bench deps unit fuzz-replay
+all: $(addprefix $(BUILD)/bin/,$(BINS))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+define bin_rule
+$(BUILD)/bin/$(1): $(call obj,$($(1)_SRCS) $(COMMON_SRCS))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) $(if $($(1)_STATIC),-static) -o $$@ $$^ $($(1)_LIBS)
+endef
+$(foreach b,$(BINS),$(eval $(call bin_rule,$(b))))
+
+define test_rule
+$(BUILD)/tests/$(1): $(call obj,$($(1)_SRCS) $(COMMON_SRCS) tests/lib/unit.c)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $($(1)_LIBS)
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call test_rule,$(t))))
+
+unit: all $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+
+# libFuzzer targets: built with clang, replayed over their committed corpora by `make check`.
+FUZZ_CC ?= clang
+FUZZ_FLAGS := $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS)
+define fuzz_rule
+$(BUILD)/fuzz/$(1): $($(1)_SRCS) $(COMMON_SRCS)
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_FLAGS) -o $$@ $$^ $($(1)_LIBS)
+endef
+$(foreach f,$(FUZZERS),$(eval $(call fuzz_rule,$(f))))
+fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZERS))
+
+deps:
+	@scripts/deps.sh
+
+# The default bootable image: out/cairn.img and out/cairn.qcow2.
+image: deps all
+	@scripts/build-image.sh
+
+run:
+	@scripts/run-vm.sh out/cairn.img
+
+check: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) SAN=1 BUILD=build/asan unit
+	$(MAKE) fuzz
+	@tests/run.sh
+
+check-long: check
+	@CAIRN_LONG=1 tests/run.sh --long
+
+bench: deps all
+	@scripts/bench/run.sh
+
+clean:
+	rm -rf build out
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,155 @@
+/* common/fileio.c — bounded, EINTR-safe I/O and atomic file replacement. */
+#include "fileio.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <sys/stat.h>
+
+#include "macro.h"
+
+int pread_full(int fd, void *buf, size_t n, uint64_t off) {
+        uint8_t *p = buf;
+        while (n > 0) {
+                ssize_t r = pread(fd, p, n, (off_t)off);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r == 0)
+                        return -EIO;
+                p += r;
+                n -= (size_t)r;
+                off += (uint64_t)r;
+        }
+        return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
+        const uint8_t *p = buf;
+        while (n > 0) {
+                ssize_t r = pwrite(fd, p, n, (off_t)off);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r == 0)
+                        return -EIO;
+                p += r;
+                n -= (size_t)r;
+                off += (uint64_t)r;
+        }
+        return 0;
+}
+
+ssize_t read_full(int fd, void *buf, size_t n) {
+        uint8_t *p = buf;
+        size_t done = 0;
+        while (done < n) {
+                ssize_t r = read(fd, p + done, n - done);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r == 0)
+                        break;
+                done += (size_t)r;
+        }
+        return (ssize_t)done;
+}
+
+int write_full(int fd, const void *buf, size_t n) {
+        const uint8_t *p = buf;
+        while (n > 0) {
+                ssize_t r = write(fd, p, n);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                p += r;
+                n -= (size_t)r;
+        }
+        return 0;
+}
+
+int read_file_bounded(const char *path, size_t max, char **ret_buf, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
+                return -EFBIG;
+        size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
+        _cleanup_free_ char *buf = malloc(cap);
+        if (!buf)
+                return -ENOMEM;
+        size_t len = 0;
+        for (;;) {
+                if (len + 1 >= cap) {
+                        if (cap > max)
+                                return -EFBIG;
+                        size_t ncap = MIN(cap * 2, max + 2);
+                        char *nb = realloc(buf, ncap);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                        cap = ncap;
+                }
+                ssize_t r = read(fd, buf + len, cap - 1 - len);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r == 0)
+                        break;
+                len += (size_t)r;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf[len] = 0;
+        *ret_buf = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+}
+
+int fsync_parent_dir(const char *path) {
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        _cleanup_close_ int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return negative_errno();
+        if (fsync(dfd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode) {
+        size_t n = strlen(path) + 16;
+        _cleanup_free_ char *tmp = malloc(n);
+        if (!tmp)
+                return -ENOMEM;
+        snprintf(tmp, n, "%s.tmpXXXXXX", path);
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        int r = write_full(fd, data, len);
+        if (r >= 0 && fchmod(fd, mode) < 0)
+                r = negative_errno();
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        return fsync_parent_dir(path);
+}

@@ -1,0 +1,20 @@
+/* common/fileio.h — bounded, EINTR-safe I/O and atomic file replacement. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Read exactly n bytes at offset off; -EIO on short read (end of file). */
+int pread_full(int fd, void *buf, size_t n, uint64_t off);
+/* Write exactly n bytes at offset off. */
+int pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
+/* Read exactly n bytes from the current position; returns bytes read (< n only at EOF) or -errno. */
+ssize_t read_full(int fd, void *buf, size_t n);
+int write_full(int fd, const void *buf, size_t n);
+/* Read a whole file of at most max bytes into a NUL-terminated buffer; -EFBIG if larger. */
+int read_file_bounded(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+/* Replace path atomically with data: temp file in the same dir, fsync, rename, fsync dir. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* fsync the directory containing path. */
+int fsync_parent_dir(const char *path);

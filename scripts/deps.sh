@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — install the Debian packages Cairn needs to build, test and benchmark.
+# Idempotent and quiet when nothing is missing. Needs root (or sudo) only when something must be installed.
+set -euo pipefail
+
+PKGS=(
+        # build
+        build-essential clang pkg-config libarchive-dev libext2fs-dev zlib1g-dev libzstd-dev libssl-dev
+        libblkid-dev libcurl4-openssl-dev libexpat1-dev libmicrohttpd-dev libsqlite3-dev libtss2-dev
+        # image assembly
+        e2fsprogs dosfstools mtools gdisk cpio kmod qemu-utils zstd
+        grub-common grub-efi-amd64-bin grub-pc-bin
+        # test peers
+        qemu-system-x86 ovmf seabios swtpm swtpm-tools tpm2-tools etcd-server nginx-light vboot-utils
+        curl python3
+        # benchmarks
+        hyperfine wrk
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+                missing+=("$p")
+        fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

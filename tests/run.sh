@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# tests/run.sh — run every test: unit binaries (plain and ASan+UBSan), fuzz corpus replays, and the
+# integration scripts (in parallel, CAIRN_JOBS at a time). Each prints ok/FAIL/skip; the last line is
+# "N passed, N failed, N skipped". Exit status 0 only if nothing failed.
+set -u
+cd "$(dirname "$0")/.."
+LONG=0
+[ "${1:-}" = "--long" ] && LONG=1
+JOBS=${CAIRN_JOBS:-2}
+ONLY=${CAIRN_TESTS:-}          # optional regex to select tests by name
+LOGDIR=build/test-logs
+rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
+pass=0 fail=0 skip=0 failed=()
+
+record() { # name rc seconds
+        local name=$1 rc=$2 secs=$3
+        case $rc in
+        0) pass=$((pass + 1)); echo "ok      $name (${secs}s)" ;;
+        77) skip=$((skip + 1)); echo "skip    $name: $(grep -m1 -i 'skip' "$LOGDIR/$name.log" || true)" ;;
+        *) fail=$((fail + 1)); failed+=("$name"); echo "FAIL    $name (rc=$rc, ${secs}s, log: $LOGDIR/$name.log)"
+           tail -n 30 "$LOGDIR/$name.log" | sed 's/^/    | /' ;;
+        esac
+}
+
+selected() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
+
+# 1. Unit tests, plain then sanitized.
+for dir in build/tests build/asan/tests; do
+        [ -d $dir ] || continue
+        for t in $dir/test-*; do
+                [ -x "$t" ] || continue
+                name=unit/$(basename "$t")$([ $dir = build/asan/tests ] && echo .asan)
+                selected "$name" || continue
+                log=$LOGDIR/${name//\//_}.log
+                start=$SECONDS
+                ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 timeout 600 "$t" >"$log" 2>&1
+                rc=$?
+                mv "$log" "$LOGDIR/$name.log" 2>/dev/null || { mkdir -p "$(dirname "$LOGDIR/$name")"; mv "$log" "$LOGDIR/$name.log"; }
+                record "$name" $rc $((SECONDS - start))
+        done
+done
+
+# 2. Fuzz targets replay their committed corpora under ASan+UBSan.
+for f in build/fuzz/fuzz-*; do
+        [ -x "$f" ] || continue
+        name=fuzz/$(basename "$f")
+        selected "$name" || continue
+        corpus=tests/fuzz/corpus/$(basename "$f" | sed 's/^fuzz-//')
+        mkdir -p "$LOGDIR/fuzz"
+        start=$SECONDS
+        if [ -d "$corpus" ]; then
+                timeout 300 "$f" -runs=0 "$corpus" >"$LOGDIR/$name.log" 2>&1
+                rc=$?
+        else
+                echo "skip: no corpus at $corpus" >"$LOGDIR/$name.log"; rc=77
+        fi
+        record "$name" $rc $((SECONDS - start))
+done
+
+# 3. Integration tests, CAIRN_JOBS in parallel. *.long.sh only with --long.
+mkdir -p "$LOGDIR/integration"
+declare -A pids starts
+run_one() {
+        local t=$1 name=integration/$(basename "$1" .sh)
+        ( timeout "${CAIRN_TEST_TIMEOUT:-1500}" bash "$t" >"$LOGDIR/$name.log" 2>&1 ) &
+        pids[$name]=$!; starts[$name]=$SECONDS
+}
+reap() { # wait for any one job
+        while :; do
+                for name in "${!pids[@]}"; do
+                        if ! kill -0 "${pids[$name]}" 2>/dev/null; then
+                                wait "${pids[$name]}"; local rc=$?
+                                record "$name" $rc $((SECONDS - ${starts[$name]}))
+                                unset "pids[$name]"
+                                return
+                        fi
+                done
+                sleep 0.5
+        done
+}
+for t in tests/integration/*.sh; do
+        [ -f "$t" ] || continue
+        case $t in *.long.sh) [ $LONG = 1 ] || continue ;; esac
+        selected "integration/$(basename "$t" .sh)" || continue
+        while [ ${#pids[@]} -ge "$JOBS" ]; do reap; done
+        run_one "$t"
+done
+while [ ${#pids[@]} -gt 0 ]; do reap; done
+
+echo
+[ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]

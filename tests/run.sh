@@ -59,7 +59,7 @@ done
 
 # 3. Integration tests, CAIRN_JOBS in parallel. *.long.sh only with --long.
 mkdir -p "$LOGDIR/integration"
-declare -A pids starts
+declare -A pids=() starts=()
 run_one() {
         local t=$1 name=integration/$(basename "$1" .sh)
         ( timeout "${CAIRN_TEST_TIMEOUT:-1500}" bash "$t" >"$LOGDIR/$name.log" 2>&1 ) &

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# scripts/build-image.sh — build the default bootable Cairn disk: out/cairn.img (raw) and out/cairn.qcow2.
+# Steps: fetch/cached .debs → kernel + needed modules → busybox initramfs → /usr, ROOT and OEM ext4 images
+# (cairn-mkimage) → ESP with GRUB (EFI) → disk with GPT and GRUB BIOS boot code (cairn-mkdisk).
+# Reproducible: the same inputs, CAIRN_SEED and SOURCE_DATE_EPOCH give the same bytes.
+# Environment: CAIRN_VERSION (default: VERSION file), CAIRN_RECIPE (dir, default image/recipes/default),
+# CAIRN_OUT (default out), CAIRN_WORK (default build/image), CAIRN_SEED, CAIRN_DEBS, SOURCE_DATE_EPOCH,
+# CAIRN_USR_ONLY=1 (stop after the /usr image: $CAIRN_OUT/usr.img).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+VERSION=${CAIRN_VERSION:-$(cat VERSION)}
+RECIPE=${CAIRN_RECIPE:-image/recipes/default}
+OUT=${CAIRN_OUT:-out}
+W=$(realpath -m "${CAIRN_WORK:-build/image}")
+BIN=$top/build/bin
+SEED=${CAIRN_SEED:-cairn-$VERSION}
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 1700000000)}
+export LC_ALL=C TZ=UTC
+# shellcheck source=/dev/null
+. "$RECIPE/image.conf"
+
+say() { echo "build-image: $*" >&2; }
+die() { echo "build-image: $*" >&2; exit 1; }
+for t in cairn-mkimage cairn-mkdisk cairn-growroot cairn-findpart; do [ -x "$BIN/$t" ] || die "missing $BIN/$t (run make)"; done
+
+rm -rf "$W"; mkdir -p "$W" "$OUT"
+TREE=$W/tree           # files for /usr, laid out as on the host (usr/...)
+mkdir -p "$TREE/usr/bin" "$TREE/usr/sbin" "$TREE/usr/lib" "$TREE/usr/boot"
+
+# 1. Debian packages (cached).
+declare -A DEB
+while IFS=$'\t' read -r pkg path; do DEB[$pkg]=$path; done < <(scripts/fetch-debs.sh "$RECIPE/packages")
+KERNEL_DEB=${DEB[linux-image-cloud-amd64]}
+BUSYBOX_DEB=${DEB[busybox-static]}
+
+# 2. Kernel: unpack the package into a scratch dir, keep vmlinuz and the modules we need.
+mkdir -p "$W/kernel"
+dpkg-deb --fsys-tarfile "$KERNEL_DEB" | tar -x -C "$W/kernel" ./boot ./lib/modules
+KVER=$(ls "$W/kernel/lib/modules")
+[ -n "$KVER" ] && [ -f "$W/kernel/boot/vmlinuz-$KVER" ] || die "'$KERNEL_DEB': no kernel found"
+cp "$W/kernel/boot/vmlinuz-$KVER" "$TREE/usr/boot/"
+KMOD=$W/kernel/lib/modules/$KVER
+
+# Module name → file (dashes and underscores are the same to the kernel).
+declare -A MODPATH
+while read -r f; do n=$(basename "$f" .ko); MODPATH[${n//-/_}]=${f#"$KMOD"/}; done < <(find "$KMOD/kernel" -name '*.ko')
+declare -A SEEN
+ORDER=()
+add_module() { # depth-first: dependencies before the module
+        local m=${1//-/_} dep
+        [ -n "${SEEN[$m]:-}" ] && return 0
+        SEEN[$m]=1
+        [ -n "${MODPATH[$m]:-}" ] || die "kernel module '$m' is not in $KERNEL_DEB (built in? then drop it from the recipe)"
+        for dep in $(modinfo -F depends "$KMOD/${MODPATH[$m]}" | tr ',' ' '); do add_module "$dep"; done
+        ORDER+=("$m")
+}
+modlist() { grep -v '^\s*#' "$1" | tr -s ' \t' '\n' | grep -v '^$' || true; }
+for m in $(modlist "$RECIPE/modules.initrd"); do add_module "$m"; done
+INITRD_MODS=("${ORDER[@]}")
+for m in $(modlist "$RECIPE/modules.usr"); do add_module "$m"; done
+MODDIR=$TREE/usr/lib/modules/$KVER
+mkdir -p "$MODDIR"
+cp "$KMOD"/modules.order "$KMOD"/modules.builtin "$KMOD"/modules.builtin.modinfo "$MODDIR/"
+for m in "${ORDER[@]}"; do install -D -m 0644 "$KMOD/${MODPATH[$m]}" "$MODDIR/${MODPATH[$m]}"; done
+depmod -b "$TREE/usr" "$KVER" 2>/dev/null || depmod -b "$TREE" "$KVER"
+# depmod -b BASE uses BASE/lib/modules; with merged /usr that is usr/lib/modules.
+[ -f "$MODDIR/modules.dep" ] || die "depmod did not write modules.dep"
+say "kernel $KVER with ${#ORDER[@]} modules"
+
+# 3. busybox (static) and its applet links; our on-host programs with their libraries.
+mkdir -p "$W/busybox"
+dpkg-deb --fsys-tarfile "$BUSYBOX_DEB" | tar -x -C "$W/busybox" ./bin/busybox
+BUSYBOX=$W/busybox/bin/busybox
+"$BUSYBOX" --list-full | while read -r a; do
+        a=${a#usr/}
+        case $a in bin/busybox) continue ;; esac
+        d=$(dirname "$a")
+        case $d in bin) tgt=busybox ;; *) tgt=../bin/busybox ;; esac
+        mkdir -p "$TREE/usr/$d"
+        ln -sfn "$tgt" "$TREE/usr/$a"
+done
+for p in $HOST_PROGRAMS; do
+        [ -x "$BIN/$p" ] || continue
+        install -m 0755 "$BIN/$p" "$TREE/usr/bin/$p"
+        # shared libraries, from this build host's Debian packages, at their usual paths under /usr
+        ldd "$BIN/$p" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | while read -r lib; do
+                real=$(readlink -f "$lib")
+                dest=$TREE/usr/${lib#/usr/}
+                dest=${dest/#$TREE\/usr\/usr\//$TREE/usr/}
+                mkdir -p "$(dirname "$dest")"
+                [ -e "$dest" ] || cp "$real" "$dest"
+        done
+done
+cp -a image/usr/. "$TREE/usr/"
+cat >"$TREE/usr/lib/os-release" <<OSR
+NAME="Cairn"
+ID=cairn
+VERSION_ID=$VERSION
+VERSION="$VERSION"
+PRETTY_NAME="Cairn $VERSION"
+BOARD=$BOARD
+HOME_URL="https://github.com/cairn-os/cairn"
+OSR
+
+# 4. initramfs: busybox, the init script, cairn-growroot and cairn-findpart (static), the storage modules.
+IR=$W/initramfs
+mkdir -p "$IR/bin" "$IR/lib/modules" "$IR/dev" "$IR/proc" "$IR/sys" "$IR/run" "$IR/sysroot" "$IR/tmp"
+cp "$BUSYBOX" "$IR/bin/busybox"
+install -m 0755 "$BIN/cairn-growroot" "$BIN/cairn-findpart" "$IR/bin/"
+install -m 0755 image/initramfs/init "$IR/init"
+: >"$IR/lib/modules/load.list"
+for m in "${INITRD_MODS[@]}"; do
+        cp "$KMOD/${MODPATH[$m]}" "$IR/lib/modules/$m.ko"
+        echo "$m.ko" >>"$IR/lib/modules/load.list"
+done
+find "$IR" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+(cd "$IR" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -n -9 >"$TREE/usr/boot/initrd"
+
+# 5. File systems.
+mkimage() { "$BIN/cairn-mkimage" "$@"; }
+mkimage -o "$W/usr.img" --size "${USR_SIZE}M" --seed "$SEED-usr" --label USR --no-journal \
+        --root-mode usr --var "BUSYBOX_DEB=$BUSYBOX_DEB" --var "KVER=$KVER" --var "TREE=$TREE" \
+        --recipe "$RECIPE/usr.recipe"
+if [ "${CAIRN_USR_ONLY:-0}" = 1 ]; then mv "$W/usr.img" "$OUT/usr.img"; say "wrote $OUT/usr.img"; exit 0; fi
+mkimage -o "$W/root.img" --size 128M --seed "$SEED-root" --label ROOT --recipe "$RECIPE/root.recipe"
+mkimage -o "$W/oem.img" --size "${OEM_SIZE}M" --seed "$SEED-oem" --label OEM --recipe "$RECIPE/oem.recipe"
+
+# 6. GRUB. One early config for both firmwares finds the ESP by its FAT volume id, then reads grub.cfg.
+ESP_SERIAL=$(printf '%s' "$SEED-esp" | sha256sum | cut -c1-8 | tr a-f A-F)
+ESP_UUID=${ESP_SERIAL:0:4}-${ESP_SERIAL:4:4}
+sed "s/@ESP_UUID@/$ESP_UUID/" image/grub/early.cfg >"$W/early.cfg"
+GRUB_MODS="part_gpt fat ext2 normal configfile search search_fs_uuid test echo regexp probe loadenv
+           linux serial terminal sleep reboot halt true"
+grub-mkimage -O x86_64-efi -o "$W/BOOTX64.EFI" -c "$W/early.cfg" -p /EFI/BOOT $GRUB_MODS linuxefi tpm efi_gop
+grub-mkimage -O i386-pc -o "$W/core.img" -c "$W/early.cfg" -p /EFI/BOOT $GRUB_MODS biosdisk
+# Initial boot selection: A good, B empty.
+grub-editenv "$W/grubenv" create
+grub-editenv "$W/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0 B_TRIES=0 B_SUCCESSFUL=0
+cp "$W/grubenv" "$W/grubenv.bak"
+ESP=$W/esp.img
+rm -f "$ESP"
+mkfs.vfat -C -F 32 -n EFI-SYSTEM -i "$ESP_SERIAL" --invariant "$ESP" $((ESP_SIZE * 1024)) >/dev/null
+mkdir -p "$W/esp/EFI/BOOT"
+cp "$W/BOOTX64.EFI" image/grub/grub.cfg "$W/grubenv" "$W/grubenv.bak" "$W/esp/EFI/BOOT/"
+find "$W/esp" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+MTOOLS_SKIP_CHECK=1 mcopy -s -m -Q -i "$ESP" "$W/esp/EFI" ::/
+
+# 7. The disk.
+"$BIN/cairn-mkdisk" -o "$OUT/cairn.img" --size "${DISK_SIZE}M" --seed "$SEED" \
+        --bios-boot-code /usr/lib/grub/i386-pc/boot.img --bios-core "$W/core.img" \
+        --part "1:EFI-SYSTEM:esp:${ESP_SIZE}M:$ESP" \
+        --part "2:BIOS-BOOT:bios:${BIOS_SIZE}M" \
+        --part "3:USR-A:usr:${USR_SIZE}M:$W/usr.img" \
+        --part "4:USR-B:usr:${USR_SIZE}M" \
+        --part "6:OEM:linux:${OEM_SIZE}M:$W/oem.img" \
+        --part "9:ROOT:root:rest:$W/root.img"
+cp "$W/usr.img" "$OUT/usr.img"
+qemu-img convert -f raw -O qcow2 "$OUT/cairn.img" "$OUT/cairn.qcow2.tmp" && mv "$OUT/cairn.qcow2.tmp" "$OUT/cairn.qcow2"
+say "wrote $OUT/cairn.img, $OUT/cairn.qcow2 and $OUT/usr.img (Cairn $VERSION, kernel $KVER)"

@@ -1,0 +1,442 @@
+/* updater/omaha.c — Omaha v3 request parsing with expat (no DTDs, bounded everything) and the response writer. */
+#include "omaha.h"
+
+#include <expat.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+
+typedef struct ParseState {
+        XML_Parser parser;
+        OmahaRequest *req;
+        OmahaApp *app;     /* the <app> being parsed, or NULL */
+        int depth;
+        int elements;
+        int error;         /* our own reason to stop, as -errno */
+} ParseState;
+
+static void stop(ParseState *s, int error) {
+        if (!s->error)
+                s->error = error;
+        XML_StopParser(s->parser, XML_FALSE);
+}
+
+static int copy_attr(char *dst, const char *src) {
+        size_t n = strlen(src);
+        if (n > OMAHA_ATTR_MAX)
+                return -ENAMETOOLONG;
+        memcpy(dst, src, n + 1);
+        return 0;
+}
+
+/* Parse a decimal int in [INT_MIN/2, INT_MAX]; -1 when absent-or-garbage is asked for by the caller. */
+static int parse_int(const char *s, int *ret) {
+        if (!s || !*s)
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno || *end || end == s || v < INT_MIN || v > INT_MAX)
+                return -EINVAL;
+        *ret = (int)v;
+        return 0;
+}
+
+static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs) {
+        ParseState *s = ud;
+        if (s->error)
+                return;
+        if (++s->depth > OMAHA_MAX_DEPTH)
+                return stop(s, -ELOOP);
+        if (++s->elements > OMAHA_MAX_ELEMENTS)
+                return stop(s, -E2BIG);
+        size_t n_attrs = 0;
+        for (const XML_Char **a = attrs; a[0]; a += 2)
+                n_attrs++;
+        if (n_attrs > OMAHA_MAX_ATTRS)
+                return stop(s, -E2BIG);
+
+        int r = 0;
+        if (s->depth == 1) {
+                if (strcmp(name, "request") != 0)
+                        return stop(s, -EBADMSG);
+                const char *protocol = NULL;
+                for (const XML_Char **a = attrs; a[0]; a += 2) {
+                        if (strcmp(a[0], "protocol") == 0)
+                                protocol = a[1];
+                        else if (strcmp(a[0], "installsource") == 0)
+                                r = r ?: copy_attr(s->req->installsource, a[1]);
+                }
+                if (!protocol || strcmp(protocol, "3.0") != 0)
+                        return stop(s, -EPROTONOSUPPORT);
+        } else if (s->depth == 2 && strcmp(name, "os") == 0) {
+                for (const XML_Char **a = attrs; a[0]; a += 2) {
+                        if (strcmp(a[0], "platform") == 0)
+                                r = r ?: copy_attr(s->req->os_platform, a[1]);
+                        else if (strcmp(a[0], "version") == 0)
+                                r = r ?: copy_attr(s->req->os_version, a[1]);
+                        else if (strcmp(a[0], "sp") == 0)
+                                r = r ?: copy_attr(s->req->os_sp, a[1]);
+                }
+        } else if (s->depth == 2 && strcmp(name, "app") == 0) {
+                if (s->req->n_apps >= OMAHA_MAX_APPS)
+                        return stop(s, -E2BIG);
+                OmahaApp *app = &s->req->apps[s->req->n_apps++];
+                s->app = app;
+                static const struct {
+                        const char *name;
+                        size_t off;
+                } fields[] = {
+                        { "appid", offsetof(OmahaApp, appid) },
+                        { "version", offsetof(OmahaApp, version) },
+                        { "track", offsetof(OmahaApp, track) },
+                        { "machineid", offsetof(OmahaApp, machineid) },
+                        { "machinealias", offsetof(OmahaApp, machinealias) },
+                        { "board", offsetof(OmahaApp, board) },
+                        { "bootid", offsetof(OmahaApp, bootid) },
+                        { "oem", offsetof(OmahaApp, oem) },
+                        { "alephversion", offsetof(OmahaApp, alephversion) },
+                };
+                for (const XML_Char **a = attrs; a[0]; a += 2)
+                        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                                if (strcmp(a[0], fields[i].name) == 0)
+                                        r = r ?: copy_attr((char *)app + fields[i].off, a[1]);
+        } else if (s->depth == 3 && s->app) {
+                if (strcmp(name, "ping") == 0)
+                        s->app->ping = true;
+                else if (strcmp(name, "updatecheck") == 0)
+                        s->app->updatecheck = true;
+                else if (strcmp(name, "event") == 0) {
+                        if (s->app->n_events >= OMAHA_MAX_EVENTS)
+                                return stop(s, -E2BIG);
+                        OmahaEvent *ev = &s->app->events[s->app->n_events++];
+                        ev->type = ev->result = -1;
+                        ev->errorcode = 0;
+                        for (const XML_Char **a = attrs; a[0]; a += 2) {
+                                if (strcmp(a[0], "eventtype") == 0) {
+                                        if (parse_int(a[1], &ev->type) < 0 || ev->type < 0)
+                                                ev->type = -1;
+                                } else if (strcmp(a[0], "eventresult") == 0) {
+                                        if (parse_int(a[1], &ev->result) < 0 || ev->result < 0)
+                                                ev->result = -1;
+                                } else if (strcmp(a[0], "errorcode") == 0) {
+                                        if (parse_int(a[1], &ev->errorcode) < 0 || ev->errorcode < 0)
+                                                ev->errorcode = -1;
+                                } else if (strcmp(a[0], "previousversion") == 0)
+                                        r = r ?: copy_attr(ev->previousversion, a[1]);
+                        }
+                }
+                /* Other children of <app> (e.g. <data>) are ignored. */
+        } else if (s->depth == 2 || (s->depth >= 3 && !s->app)) {
+                /* Unknown elements under <request> and their subtrees are ignored. */
+        }
+        if (r < 0)
+                stop(s, r);
+}
+
+static void on_end(void *ud, const XML_Char *name) {
+        ParseState *s = ud;
+        if (s->depth == 2)
+                s->app = NULL;
+        s->depth--;
+}
+
+static void on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
+                       int has_internal_subset) {
+        stop(ud, -EPERM);
+}
+
+static void on_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value, int value_len,
+                      const XML_Char *base, const XML_Char *sysid, const XML_Char *pubid,
+                      const XML_Char *notation) {
+        stop(ud, -EPERM);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(XML_Parser, XML_ParserFree);
+
+int omaha_request_parse(const char *untrusted, size_t len, OmahaRequest **ret_req) {
+        if (len > OMAHA_MAX_BODY)
+                return -EMSGSIZE;
+        _cleanup_free_ OmahaRequest *req = calloc(1, sizeof *req);
+        if (!req)
+                return -ENOMEM;
+        _cleanup_(XML_ParserFreep) XML_Parser p = XML_ParserCreate(NULL);
+        if (!p)
+                return -ENOMEM;
+        ParseState s = { .parser = p, .req = req };
+        XML_SetUserData(p, &s);
+        XML_SetElementHandler(p, on_start, on_end);
+        XML_SetStartDoctypeDeclHandler(p, on_doctype);
+        XML_SetEntityDeclHandler(p, on_entity);
+        XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+
+        enum XML_Status st = XML_Parse(p, untrusted, (int)len, XML_TRUE);
+        if (s.error)
+                return s.error;
+        if (st != XML_STATUS_OK)
+                return -EBADMSG;
+        if (s.elements == 0)
+                return -EBADMSG;
+        *ret_req = TAKE_PTR(req);
+        return 0;
+}
+
+const char *omaha_parse_strerror(int r) {
+        switch (r) {
+        case -EMSGSIZE:
+                return "request body too large";
+        case -EBADMSG:
+                return "malformed XML or not an Omaha <request>";
+        case -EPERM:
+                return "DOCTYPE and entity declarations are not allowed";
+        case -EPROTONOSUPPORT:
+                return "not an Omaha protocol 3.0 request";
+        case -ELOOP:
+                return "elements nested too deeply";
+        case -E2BIG:
+                return "too many elements, attributes, apps or events";
+        case -ENAMETOOLONG:
+                return "attribute value too long";
+        case -ENOMEM:
+                return "out of memory";
+        default:
+                return "invalid request";
+        }
+}
+
+bool omaha_version_valid(const char *v) {
+        int parts = 0;
+        const char *p = v;
+        if (!p || !*p)
+                return false;
+        for (;;) {
+                size_t digits = strspn(p, "0123456789");
+                if (digits == 0 || digits > 9)
+                        return false;
+                if (++parts > 8)
+                        return false;
+                p += digits;
+                if (*p == 0)
+                        return true;
+                if (*p != '.')
+                        return false;
+                p++;
+        }
+}
+
+int omaha_version_cmp(const char *a, const char *b) {
+        while (*a || *b) {
+                unsigned long x = 0, y = 0;
+                while (*a >= '0' && *a <= '9')
+                        x = x * 10 + (unsigned long)(*a++ - '0');
+                while (*b >= '0' && *b <= '9')
+                        y = y * 10 + (unsigned long)(*b++ - '0');
+                if (x != y)
+                        return x < y ? -1 : 1;
+                if (*a == '.')
+                        a++;
+                if (*b == '.')
+                        b++;
+        }
+        return 0;
+}
+
+bool omaha_name_valid(const char *s, size_t max) {
+        size_t n = strlen(s);
+        if (n == 0 || n > max || s[0] == '.')
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+bool omaha_machineid_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > 64)
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789{}-") == n;
+}
+
+int omaha_app_validate(const OmahaApp *app, const char **ret_what) {
+        const char *what = NULL;
+        if (!app->appid[0])
+                what = "missing appid";
+        else if ((app->updatecheck || app->n_events > 0 || app->ping) && !app->machineid[0])
+                what = "missing machineid";
+        else if (app->machineid[0] && !omaha_machineid_valid(app->machineid))
+                what = "invalid machineid";
+        else if (app->updatecheck && !app->version[0])
+                what = "missing version";
+        else if (app->version[0] && !omaha_version_valid(app->version))
+                what = "invalid version";
+        else if (app->updatecheck && !app->board[0])
+                what = "missing board";
+        else if (app->board[0] && !omaha_name_valid(app->board, 64))
+                what = "invalid board";
+        else if (app->track[0] && !omaha_name_valid(app->track, 64))
+                what = "invalid track";
+        for (size_t i = 0; !what && i < app->n_events; i++) {
+                const OmahaEvent *ev = &app->events[i];
+                if (ev->type < 0)
+                        what = "missing or invalid eventtype";
+                else if (ev->result < 0)
+                        what = "missing or invalid eventresult";
+                else if (ev->errorcode < 0)
+                        what = "invalid errorcode";
+        }
+        if (what) {
+                if (ret_what)
+                        *ret_what = what;
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* ---- output buffer ---- */
+
+void obuf_init(OmahaBuf *b, size_t max) {
+        *b = (OmahaBuf){ .max = max };
+}
+
+void obuf_free(OmahaBuf *b) {
+        free(b->data);
+        *b = (OmahaBuf){ .max = b->max };
+}
+
+static int obuf_reserve(OmahaBuf *b, size_t n) {
+        if (b->err)
+                return b->err;
+        if (n > b->max || b->len + n > b->max)
+                return (b->err = -ENOBUFS);
+        size_t need = b->len + n + 1;
+        if (need <= b->cap)
+                return 0;
+        size_t cap = MAX(b->cap * 2, (size_t)256);
+        while (cap < need)
+                cap *= 2;
+        cap = MIN(cap, b->max + 1);
+        char *d = realloc(b->data, cap);
+        if (!d)
+                return (b->err = -ENOMEM);
+        b->data = d;
+        b->cap = cap;
+        return 0;
+}
+
+int obuf_put(OmahaBuf *b, const char *s, size_t n) {
+        int r = obuf_reserve(b, n);
+        if (r < 0)
+                return r;
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = 0;
+        return 0;
+}
+
+int obuf_puts(OmahaBuf *b, const char *s) {
+        return obuf_put(b, s, strlen(s));
+}
+
+int obuf_printf(OmahaBuf *b, const char *fmt, ...) {
+        char small[512];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(small, sizeof small, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return (b->err = b->err ?: -EINVAL);
+        if ((size_t)n < sizeof small)
+                return obuf_put(b, small, (size_t)n);
+        int r = obuf_reserve(b, (size_t)n);
+        if (r < 0)
+                return r;
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+        return 0;
+}
+
+int obuf_put_xml(OmahaBuf *b, const char *s) {
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                switch (c) {
+                case '&': obuf_puts(b, "&amp;"); break;
+                case '<': obuf_puts(b, "&lt;"); break;
+                case '>': obuf_puts(b, "&gt;"); break;
+                case '"': obuf_puts(b, "&quot;"); break;
+                case '\'': obuf_puts(b, "&apos;"); break;
+                default:
+                        if (c < 0x20)
+                                obuf_printf(b, "&#%u;", c);
+                        else
+                                obuf_put(b, (const char *)&c, 1);
+                }
+        }
+        return b->err;
+}
+
+int obuf_put_json(OmahaBuf *b, const char *s) {
+        obuf_put(b, "\"", 1);
+        for (; s && *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '"')
+                        obuf_puts(b, "\\\"");
+                else if (c == '\\')
+                        obuf_puts(b, "\\\\");
+                else if (c == '\n')
+                        obuf_puts(b, "\\n");
+                else if (c < 0x20 || c == 0x7f)
+                        obuf_printf(b, "\\u%04x", c);
+                else
+                        obuf_put(b, (const char *)&c, 1);
+        }
+        return obuf_put(b, "\"", 1);
+}
+
+/* ---- response writer ---- */
+
+static void attr(OmahaBuf *b, const char *name, const char *value) {
+        obuf_printf(b, " %s=\"", name);
+        obuf_put_xml(b, value ? value : "");
+        obuf_put(b, "\"", 1);
+}
+
+int omaha_response_write(OmahaBuf *out, const char *server, long daystart_elapsed, const OmahaAppAnswer *apps,
+                         size_t n_apps) {
+        obuf_puts(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<response protocol=\"3.0\"");
+        attr(out, "server", server);
+        obuf_printf(out, "><daystart elapsed_seconds=\"%ld\"></daystart>", daystart_elapsed);
+        for (size_t i = 0; i < n_apps; i++) {
+                const OmahaAppAnswer *a = &apps[i];
+                obuf_puts(out, "<app");
+                attr(out, "appid", a->appid);
+                attr(out, "status", a->status);
+                obuf_puts(out, ">");
+                if (a->ping)
+                        obuf_puts(out, "<ping status=\"ok\"></ping>");
+                if (a->uc_status) {
+                        obuf_puts(out, "<updatecheck");
+                        attr(out, "status", a->uc_status);
+                        obuf_puts(out, ">");
+                        if (strcmp(a->uc_status, "ok") == 0) {
+                                obuf_puts(out, "<urls><url");
+                                attr(out, "codebase", a->codebase);
+                                obuf_puts(out, "></url></urls><manifest");
+                                attr(out, "version", a->version);
+                                obuf_puts(out, "><packages><package");
+                                attr(out, "name", a->package_name);
+                                obuf_printf(out, " size=\"%" PRIu64 "\"", a->size);
+                                if (a->sha1_b64)
+                                        attr(out, "hash", a->sha1_b64);
+                                obuf_puts(out, " required=\"true\"></package></packages><actions><action event=\"postinstall\"");
+                                attr(out, "sha256", a->sha256_b64);
+                                obuf_puts(out, " DisablePayloadBackoff=\"true\"></action></actions></manifest>");
+                        }
+                        obuf_puts(out, "</updatecheck>");
+                }
+                for (size_t e = 0; e < a->n_events; e++)
+                        obuf_puts(out, "<event status=\"ok\"></event>");
+                obuf_puts(out, "</app>");
+        }
+        obuf_puts(out, "</response>\n");
+        return out->err;
+}

@@ -1,0 +1,899 @@
+/* updater/payload.c — owns the release payload format: building, parsing, signature checks, chunk decoding. */
+#include "payload.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "fileio.h"
+
+#define MANIFEST_MAGIC "CMAN"
+#define SIGBLOCK_MAGIC "CSIG"
+#define MANIFEST_FLAG_VERITY 0x01u
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
+
+/* ---- little-endian helpers ---- */
+
+static uint16_t get_le16(const uint8_t *p) {
+        return (uint16_t)(p[0] | p[1] << 8);
+}
+static uint32_t get_le32(const uint8_t *p) {
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_le64(const uint8_t *p) {
+        return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+static void put_le16(uint8_t *p, uint16_t v) {
+        p[0] = (uint8_t)v;
+        p[1] = (uint8_t)(v >> 8);
+}
+static void put_le32(uint8_t *p, uint32_t v) {
+        for (int i = 0; i < 4; i++)
+                p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_le64(uint8_t *p, uint64_t v) {
+        for (int i = 0; i < 8; i++)
+                p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static bool all_zero(const void *data, size_t len) {
+        const uint8_t *p = data;
+        if (len == 0)
+                return true;
+        return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
+}
+
+static int sha256(const void *data, size_t len, uint8_t out[SHA256_SIZE]) {
+        if (!EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL))
+                return -EIO;
+        return 0;
+}
+
+char *hex_encode(const uint8_t *data, size_t len, char *buf) {
+        static const char hex[] = "0123456789abcdef";
+        for (size_t i = 0; i < len; i++) {
+                buf[2 * i] = hex[data[i] >> 4];
+                buf[2 * i + 1] = hex[data[i] & 15];
+        }
+        buf[2 * len] = 0;
+        return buf;
+}
+
+int hex_decode(const char *s, uint8_t *out, size_t len) {
+        if (strlen(s) != 2 * len)
+                return -EINVAL;
+        for (size_t i = 0; i < 2 * len; i++)
+                if (!strchr("0123456789abcdefABCDEF", s[i]) || !s[i])
+                        return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                char b[3] = {s[2 * i], s[2 * i + 1], 0};
+                out[i] = (uint8_t)strtoul(b, NULL, 16);
+        }
+        return 0;
+}
+
+static const char *const method_names[_PAYLOAD_METHOD_MAX] = {
+        [PAYLOAD_METHOD_NONE] = "none",
+        [PAYLOAD_METHOD_ZSTD] = "zstd",
+        [PAYLOAD_METHOD_ZLIB] = "zlib",
+        [PAYLOAD_METHOD_ZERO] = "zero",
+};
+
+const char *payload_method_to_string(PayloadMethod m) {
+        return (unsigned)m < _PAYLOAD_METHOD_MAX ? method_names[m] : "unknown";
+}
+
+int payload_method_from_string(const char *s) {
+        for (int i = 0; i < _PAYLOAD_METHOD_MAX; i++)
+                if (i != PAYLOAD_METHOD_ZERO && strcmp(s, method_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+const char *payload_strerror(int r) {
+        switch (-r) {
+        case EBADMSG: return "malformed payload";
+        case EPROTONOSUPPORT: return "unsupported payload format version";
+        case E2BIG: return "a count or length exceeds the format's limit";
+        case ERANGE: return "chunk table points outside the file or overlaps";
+        case ENODATA: return "payload is truncated";
+        case ENOKEY: return "not signed by any trusted key";
+        case EKEYREJECTED: return "signature does not verify (tampered manifest or signature, or wrong key)";
+        case EKEYREVOKED: return "signed only by revoked keys";
+        case ENOTUNIQ: return "duplicate signatures (same key id twice)";
+        case EILSEQ: return "data does not match the signed manifest (corrupt chunk or image)";
+        default: return strerror(r < 0 ? -r : r);
+        }
+}
+
+void payload_free(Payload *p) {
+        if (!p)
+                return;
+        free(p->revoked);
+        free(p->chunks);
+        free(p);
+}
+
+/* ---- layout arithmetic shared by reader and writer ---- */
+
+static uint64_t manifest_size(size_t vlen, size_t blen, size_t n_revoked, uint64_t n_chunks) {
+        return ALIGN_UP((uint64_t)PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + n_revoked * CAIRN_KEY_ID_SIZE, 8) +
+               n_chunks * PAYLOAD_CHUNK_ENTRY_SIZE;
+}
+
+static bool valid_string(const uint8_t *s, size_t len) {
+        if (len < 1 || len > PAYLOAD_STRING_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (s[i] < 0x21 || s[i] > 0x7e)
+                        return false;
+        return true;
+}
+
+static bool chunk_size_valid(uint64_t cs) {
+        return cs >= PAYLOAD_CHUNK_SIZE_MIN && cs <= PAYLOAD_CHUNK_SIZE_MAX && cs % PAYLOAD_CHUNK_SIZE_ALIGN == 0;
+}
+
+/* ---- reader ---- */
+
+typedef struct Prefix {
+        const uint8_t *manifest;
+        uint32_t manifest_len;
+        uint32_t sigblock_len;
+        uint32_t n_sigs;
+        PayloadSignature sigs[PAYLOAD_SIGNATURES_MAX];
+} Prefix;
+
+static int header_parse(const uint8_t *h, size_t len, uint32_t *ret_mlen, uint32_t *ret_slen) {
+        if (len < PAYLOAD_HEADER_SIZE)
+                return -ENODATA;
+        if (memcmp(h, PAYLOAD_MAGIC, 8) != 0)
+                return -EBADMSG;
+        if (get_le32(h + 8) != PAYLOAD_FORMAT_VERSION)
+                return -EPROTONOSUPPORT;
+        if (get_le32(h + 12) != PAYLOAD_HEADER_SIZE || !all_zero(h + 24, 8))
+                return -EBADMSG;
+        uint32_t mlen = get_le32(h + 16), slen = get_le32(h + 20);
+        if (mlen > PAYLOAD_MANIFEST_MAX || slen > PAYLOAD_SIGBLOCK_MAX)
+                return -E2BIG;
+        if (mlen < PAYLOAD_MANIFEST_FIXED_SIZE || slen < PAYLOAD_SIGBLOCK_FIXED_SIZE)
+                return -EBADMSG;
+        *ret_mlen = mlen;
+        *ret_slen = slen;
+        return 0;
+}
+
+int payload_prefix_size(const void *untrusted_header, size_t len, size_t *ret_size) {
+        uint32_t mlen, slen;
+        int r = header_parse(untrusted_header, len, &mlen, &slen);
+        if (r < 0)
+                return r;
+        *ret_size = (size_t)PAYLOAD_HEADER_SIZE + mlen + slen;
+        return 0;
+}
+
+/* Split the prefix into manifest bytes and signature entries. Nothing from the manifest is read here. */
+static int prefix_parse(const uint8_t *buf, size_t len, Prefix *ret) {
+        Prefix p = {};
+        int r = header_parse(buf, len, &p.manifest_len, &p.sigblock_len);
+        if (r < 0)
+                return r;
+        if (len < (size_t)PAYLOAD_HEADER_SIZE + p.manifest_len + p.sigblock_len)
+                return -ENODATA;
+        p.manifest = buf + PAYLOAD_HEADER_SIZE;
+        const uint8_t *sb = p.manifest + p.manifest_len;
+        if (memcmp(sb, SIGBLOCK_MAGIC, 4) != 0)
+                return -EBADMSG;
+        uint32_t n = get_le32(sb + 4);
+        if (n > PAYLOAD_SIGNATURES_MAX)
+                return -E2BIG;
+        if (p.sigblock_len != PAYLOAD_SIGBLOCK_FIXED_SIZE + n * PAYLOAD_SIG_ENTRY_SIZE)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < n; i++) {
+                const uint8_t *e = sb + PAYLOAD_SIGBLOCK_FIXED_SIZE + i * PAYLOAD_SIG_ENTRY_SIZE;
+                for (uint32_t j = 0; j < i; j++)
+                        if (memcmp(p.sigs[j].key_id, e, CAIRN_KEY_ID_SIZE) == 0)
+                                return -ENOTUNIQ;
+                memcpy(p.sigs[i].key_id, e, CAIRN_KEY_ID_SIZE);
+                memcpy(p.sigs[i].sig, e + CAIRN_KEY_ID_SIZE, CAIRN_SIG_SIZE);
+                p.sigs[i].status = -1;
+        }
+        p.n_sigs = n;
+        *ret = p;
+        return 0;
+}
+
+/* Parse manifest bytes (verified by the caller, or explicitly unverified) into a Payload. */
+static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payload **ret_payload) {
+        if (mlen < PAYLOAD_MANIFEST_FIXED_SIZE || memcmp(m, MANIFEST_MAGIC, 4) != 0)
+                return -EBADMSG;
+        if (get_le32(m + 4) != PAYLOAD_FORMAT_VERSION)
+                return -EPROTONOSUPPORT;
+
+        uint64_t image_size = get_le64(m + 8);
+        uint32_t cs = get_le32(m + 48), count = get_le32(m + 52);
+        uint64_t data_offset = get_le64(m + 56), payload_size = get_le64(m + 64);
+        uint8_t compression = m[72], flags = m[73], vlen = m[74], blen = m[75];
+        uint16_t nrev = get_le16(m + 76);
+
+        if (count > PAYLOAD_CHUNKS_MAX || nrev > PAYLOAD_REVOKED_MAX || vlen > PAYLOAD_STRING_MAX ||
+            blen > PAYLOAD_STRING_MAX)
+                return -E2BIG;
+        if (!chunk_size_valid(cs) || count == 0 || image_size == 0 ||
+            (image_size + cs - 1) / cs != count)
+                return -EBADMSG;
+        if (compression >= _PAYLOAD_METHOD_MAX || compression == PAYLOAD_METHOD_ZERO)
+                return -EBADMSG;
+        if ((flags & ~MANIFEST_FLAG_VERITY) || get_le16(m + 78) != 0 || !all_zero(m + 208, 16))
+                return -EBADMSG;
+        if (!(flags & MANIFEST_FLAG_VERITY) && !all_zero(m + 80, SHA256_SIZE))
+                return -EBADMSG;
+        if (manifest_size(vlen, blen, nrev, count) != mlen)
+                return -EBADMSG;
+        if (data_offset != (uint64_t)PAYLOAD_HEADER_SIZE + mlen + slen)
+                return -EBADMSG;
+
+        const uint8_t *v = m + PAYLOAD_MANIFEST_FIXED_SIZE, *b = v + vlen, *rev = b + blen;
+        size_t table_off = ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + (size_t)nrev * CAIRN_KEY_ID_SIZE, 8);
+        if (!valid_string(v, vlen) || !valid_string(b, blen))
+                return -EBADMSG;
+        if (!all_zero(rev + (size_t)nrev * CAIRN_KEY_ID_SIZE, m + table_off - (rev + (size_t)nrev * CAIRN_KEY_ID_SIZE)))
+                return -EBADMSG;
+
+        _cleanup_payload_ Payload *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->chunks = calloc(count, sizeof *p->chunks);
+        if (!p->chunks)
+                return -ENOMEM;
+        if (nrev > 0) {
+                p->revoked = calloc(nrev, CAIRN_KEY_ID_SIZE);
+                if (!p->revoked)
+                        return -ENOMEM;
+                memcpy(p->revoked, rev, (size_t)nrev * CAIRN_KEY_ID_SIZE);
+        }
+
+        uint64_t at = data_offset;
+        for (uint32_t i = 0; i < count; i++) {
+                const uint8_t *e = m + table_off + (size_t)i * PAYLOAD_CHUNK_ENTRY_SIZE;
+                PayloadChunk *c = &p->chunks[i];
+                c->offset = get_le64(e);
+                c->stored_len = get_le32(e + 8);
+                c->raw_len = get_le32(e + 12);
+                c->method = e[16];
+                memcpy(c->sha256, e + 24, SHA256_SIZE);
+                uint64_t want_raw = i + 1 < count ? cs : image_size - (uint64_t)(count - 1) * cs;
+                if (c->raw_len != want_raw || c->method >= _PAYLOAD_METHOD_MAX || !all_zero(e + 17, 7))
+                        return -EBADMSG;
+                bool ok;
+                switch (c->method) {
+                case PAYLOAD_METHOD_NONE: ok = c->stored_len == c->raw_len; break;
+                case PAYLOAD_METHOD_ZERO: ok = c->stored_len == 0; break;
+                default: ok = c->stored_len >= 1 && c->stored_len <= c->raw_len; break;
+                }
+                if (!ok)
+                        return -EBADMSG;
+                /* Chunks are stored in order, back to back: anything else points outside or overlaps. */
+                if (c->offset != at || c->offset + c->stored_len > payload_size)
+                        return -ERANGE;
+                at += c->stored_len;
+        }
+        if (at != payload_size)
+                return -ERANGE;
+
+        p->manifest_version = get_le32(m + 4);
+        memcpy(p->version, v, vlen);
+        memcpy(p->board, b, blen);
+        p->image_size = image_size;
+        memcpy(p->image_sha256, m + 16, SHA256_SIZE);
+        p->chunk_size = cs;
+        p->chunk_count = count;
+        p->compression = compression;
+        p->data_offset = data_offset;
+        p->payload_size = payload_size;
+        p->has_verity_root = flags & MANIFEST_FLAG_VERITY;
+        memcpy(p->verity_root, m + 80, SHA256_SIZE);
+        memcpy(p->kernel_sha256, m + 112, SHA256_SIZE);
+        memcpy(p->initrd_sha256, m + 144, SHA256_SIZE);
+        memcpy(p->cmdline_sha256, m + 176, SHA256_SIZE);
+        p->n_revoked = nrev;
+        p->manifest_len = mlen;
+        p->sigblock_len = slen;
+        *ret_payload = TAKE_PTR(p);
+        return 0;
+}
+
+static bool payload_revokes(const Payload *p, const uint8_t id[CAIRN_KEY_ID_SIZE]) {
+        for (uint32_t i = 0; i < p->n_revoked; i++)
+                if (memcmp(p->revoked[i], id, CAIRN_KEY_ID_SIZE) == 0)
+                        return true;
+        return false;
+}
+
+/* Check each signature against the trusted key with its id (key id first, then the crypto).
+ * Sets statuses; returns the number of good ones, or -EKEYREJECTED if a trusted key's signature fails. */
+static int signatures_check(PayloadSignature *sigs, uint32_t n, const uint8_t *manifest, uint32_t mlen,
+                            const CairnKeyring *kr) {
+        int good = 0, bad = 0;
+        for (uint32_t i = 0; i < n; i++) {
+                const CairnKey *k = keyring_find(kr, sigs[i].key_id);
+                if (!k) {
+                        sigs[i].status = -1;
+                        continue;
+                }
+                int r = verify_ed25519(k->pkey, manifest, mlen, sigs[i].sig);
+                if (r == -EKEYREJECTED) {
+                        sigs[i].status = 0;
+                        bad++;
+                } else if (r < 0)
+                        return r;
+                else {
+                        sigs[i].status = 1;
+                        good++;
+                }
+        }
+        return bad ? -EKEYREJECTED : good;
+}
+
+int payload_load(const void *untrusted_prefix, size_t len, const CairnKeyring *kr, Payload **ret_payload) {
+        Prefix pf;
+        int r = prefix_parse(untrusted_prefix, len, &pf);
+        if (r < 0)
+                return r;
+        r = signatures_check(pf.sigs, pf.n_sigs, pf.manifest, pf.manifest_len, kr);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOKEY;
+
+        /* The manifest bytes are now signed by a trusted key; parse them. */
+        const uint8_t *manifest = pf.manifest;
+        _cleanup_payload_ Payload *p = NULL;
+        r = manifest_parse(manifest, pf.manifest_len, pf.sigblock_len, &p);
+        if (r < 0)
+                return r;
+        int usable = 0;
+        for (uint32_t i = 0; i < pf.n_sigs; i++) {
+                if (pf.sigs[i].status != 1)
+                        continue;
+                if (keyring_is_revoked(kr, pf.sigs[i].key_id) || payload_revokes(p, pf.sigs[i].key_id))
+                        pf.sigs[i].status = -2;
+                else
+                        usable++;
+        }
+        if (usable == 0)
+                return -EKEYREVOKED;
+        memcpy(p->signatures, pf.sigs, sizeof pf.sigs);
+        p->n_signatures = pf.n_sigs;
+        p->verified = true;
+        *ret_payload = TAKE_PTR(p);
+        return 0;
+}
+
+int payload_parse_unverified(const void *untrusted_prefix, size_t len, Payload **ret_payload) {
+        Prefix pf;
+        int r = prefix_parse(untrusted_prefix, len, &pf);
+        if (r < 0)
+                return r;
+        _cleanup_payload_ Payload *p = NULL;
+        r = manifest_parse(pf.manifest, pf.manifest_len, pf.sigblock_len, &p);
+        if (r < 0)
+                return r;
+        memcpy(p->signatures, pf.sigs, sizeof pf.sigs);
+        p->n_signatures = pf.n_sigs;
+        p->verified = false;
+        *ret_payload = TAKE_PTR(p);
+        return 0;
+}
+
+int payload_check_signatures(Payload *p, const void *untrusted_prefix, size_t len, const CairnKeyring *kr) {
+        Prefix pf;
+        int r = prefix_parse(untrusted_prefix, len, &pf);
+        if (r < 0)
+                return r;
+        if (pf.n_sigs != p->n_signatures)
+                return -EINVAL;
+        r = signatures_check(pf.sigs, pf.n_sigs, pf.manifest, pf.manifest_len, kr);
+        if (r < 0 && r != -EKEYREJECTED)
+                return r;
+        for (uint32_t i = 0; i < pf.n_sigs; i++) {
+                if (pf.sigs[i].status == 1 &&
+                    (keyring_is_revoked(kr, pf.sigs[i].key_id) || payload_revokes(p, pf.sigs[i].key_id)))
+                        pf.sigs[i].status = -2;
+                p->signatures[i].status = pf.sigs[i].status;
+        }
+        return 0;
+}
+
+static int fd_size(int fd, uint64_t *ret_size, bool *ret_regular) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISREG(st.st_mode)) {
+                *ret_size = (uint64_t)st.st_size;
+                *ret_regular = true;
+                return 0;
+        }
+        if (S_ISBLK(st.st_mode)) {
+                uint64_t sz;
+                if (ioctl(fd, BLKGETSIZE64, &sz) < 0)
+                        return negative_errno();
+                *ret_size = sz;
+                *ret_regular = false;
+                return 0;
+        }
+        return -EBADFD;
+}
+
+int payload_read_prefix(int fd, uint8_t **ret_buf, size_t *ret_len) {
+        uint8_t h[PAYLOAD_HEADER_SIZE];
+        ssize_t n = pread(fd, h, sizeof h, 0);
+        if (n < 0)
+                return negative_errno();
+        size_t size;
+        int r = payload_prefix_size(h, (size_t)n, &size);
+        if (r < 0)
+                return r;
+        _cleanup_free_ uint8_t *buf = malloc(size);
+        if (!buf)
+                return -ENOMEM;
+        r = pread_full(fd, buf, size, 0);
+        if (r == -EIO)
+                return -ENODATA; /* pread_full's end-of-file */
+        if (r < 0)
+                return r;
+        *ret_buf = TAKE_PTR(buf);
+        *ret_len = size;
+        return 0;
+}
+
+static int check_file_size(int fd, const Payload *p) {
+        uint64_t size;
+        bool regular;
+        int r = fd_size(fd, &size, &regular);
+        if (r < 0)
+                return r;
+        if (size < p->payload_size)
+                return -ENODATA;
+        if (regular && size > p->payload_size)
+                return -EBADMSG; /* trailing bytes no signature covers */
+        return 0;
+}
+
+int payload_load_fd(int fd, const CairnKeyring *kr, Payload **ret_payload) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        int r = payload_read_prefix(fd, &buf, &len);
+        if (r < 0)
+                return r;
+        _cleanup_payload_ Payload *p = NULL;
+        r = payload_load(buf, len, kr, &p);
+        if (r < 0)
+                return r;
+        r = check_file_size(fd, p);
+        if (r < 0)
+                return r;
+        *ret_payload = TAKE_PTR(p);
+        return 0;
+}
+
+int payload_parse_unverified_fd(int fd, Payload **ret_payload) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        int r = payload_read_prefix(fd, &buf, &len);
+        if (r < 0)
+                return r;
+        return payload_parse_unverified(buf, len, ret_payload);
+}
+
+/* ---- chunks ---- */
+
+int payload_chunk_decode(const Payload *p, uint32_t idx, const void *untrusted_data, size_t len, void *out,
+                         size_t out_len) {
+        if (idx >= p->chunk_count)
+                return -EINVAL;
+        const PayloadChunk *c = &p->chunks[idx];
+        if (len != c->stored_len || out_len != c->raw_len)
+                return -EINVAL;
+        switch (c->method) {
+        case PAYLOAD_METHOD_NONE:
+                memcpy(out, untrusted_data, len);
+                break;
+        case PAYLOAD_METHOD_ZERO:
+                memset(out, 0, out_len);
+                break;
+        case PAYLOAD_METHOD_ZSTD: {
+                size_t n = ZSTD_decompress(out, out_len, untrusted_data, len);
+                if (ZSTD_isError(n) || n != out_len)
+                        return -EILSEQ;
+                break;
+        }
+        case PAYLOAD_METHOD_ZLIB: {
+                uLongf dlen = out_len;
+                uLong slen = len;
+                if (uncompress2(out, &dlen, untrusted_data, &slen) != Z_OK || dlen != out_len || slen != len)
+                        return -EILSEQ;
+                break;
+        }
+        default:
+                return -EBADMSG;
+        }
+        uint8_t md[SHA256_SIZE];
+        int r = sha256(out, out_len, md);
+        if (r < 0)
+                return r;
+        if (CRYPTO_memcmp(md, c->sha256, SHA256_SIZE) != 0)
+                return -EILSEQ;
+        return 0;
+}
+
+int payload_verify_data(const Payload *p, int payload_fd, int out_fd, bool sparse, uint32_t *ret_bad_chunk) {
+        int r = check_file_size(payload_fd, p);
+        if (r < 0)
+                return r;
+        _cleanup_free_ uint8_t *stored = malloc(p->chunk_size), *raw = malloc(p->chunk_size);
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (!stored || !raw || !ctx)
+                return -ENOMEM;
+        if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+                return -EIO;
+        if (out_fd >= 0 && sparse && ftruncate(out_fd, (off_t)p->image_size) < 0)
+                return negative_errno();
+        for (uint32_t i = 0; i < p->chunk_count; i++) {
+                const PayloadChunk *c = &p->chunks[i];
+                r = pread_full(payload_fd, stored, c->stored_len, c->offset);
+                if (r == -EIO)
+                        return -ENODATA;
+                if (r < 0)
+                        return r;
+                r = payload_chunk_decode(p, i, stored, c->stored_len, raw, c->raw_len);
+                if (r == -EILSEQ && ret_bad_chunk)
+                        *ret_bad_chunk = i;
+                if (r < 0)
+                        return r;
+                if (!EVP_DigestUpdate(ctx, raw, c->raw_len))
+                        return -EIO;
+                if (out_fd >= 0 && !(sparse && c->method == PAYLOAD_METHOD_ZERO)) {
+                        r = pwrite_full(out_fd, raw, c->raw_len, (uint64_t)i * p->chunk_size);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        uint8_t md[SHA256_SIZE];
+        if (!EVP_DigestFinal_ex(ctx, md, NULL))
+                return -EIO;
+        if (CRYPTO_memcmp(md, p->image_sha256, SHA256_SIZE) != 0) {
+                if (ret_bad_chunk)
+                        *ret_bad_chunk = UINT32_MAX;
+                return -EILSEQ;
+        }
+        return 0;
+}
+
+/* ---- writer ---- */
+
+typedef struct Slot {
+        uint8_t *raw, *out;
+        size_t out_len;
+        uint32_t raw_len;
+        uint8_t method;
+        uint8_t sha256[SHA256_SIZE];
+        bool done;
+} Slot;
+
+typedef struct Job {
+        int image_fd;
+        uint64_t image_size;
+        uint32_t cs, count;
+        PayloadMethod compression;
+        int level;
+        uint8_t zero_sha[SHA256_SIZE]; /* SHA-256 of cs zero bytes */
+        size_t out_cap;
+        unsigned window;
+        Slot *slots;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        uint32_t next, written;
+        int err;
+} Job;
+
+static int chunk_encode(Job *j, ZSTD_CCtx *zc, uint32_t idx, Slot *s) {
+        uint64_t off = (uint64_t)idx * j->cs;
+        s->raw_len = (uint32_t)MIN((uint64_t)j->cs, j->image_size - off);
+        int r = pread_full(j->image_fd, s->raw, s->raw_len, off);
+        if (r < 0)
+                return r == -EIO ? -ENODATA : r; /* the image shrank under us */
+        if (all_zero(s->raw, s->raw_len)) {
+                s->method = PAYLOAD_METHOD_ZERO;
+                s->out_len = 0;
+                if (s->raw_len == j->cs)
+                        memcpy(s->sha256, j->zero_sha, SHA256_SIZE);
+                else if ((r = sha256(s->raw, s->raw_len, s->sha256)) < 0)
+                        return r;
+                return 0;
+        }
+        r = sha256(s->raw, s->raw_len, s->sha256);
+        if (r < 0)
+                return r;
+        size_t n = 0;
+        if (j->compression == PAYLOAD_METHOD_ZSTD) {
+                n = ZSTD_compress2(zc, s->out, j->out_cap, s->raw, s->raw_len);
+                if (ZSTD_isError(n))
+                        n = SIZE_MAX;
+        } else if (j->compression == PAYLOAD_METHOD_ZLIB) {
+                uLongf dlen = j->out_cap;
+                n = compress2(s->out, &dlen, s->raw, s->raw_len, j->level) == Z_OK ? dlen : SIZE_MAX;
+        } else
+                n = SIZE_MAX;
+        if (n < s->raw_len) {
+                s->method = (uint8_t)j->compression;
+                s->out_len = n;
+        } else {
+                s->method = PAYLOAD_METHOD_NONE;
+                s->out_len = s->raw_len;
+        }
+        return 0;
+}
+
+static void *worker(void *arg) {
+        Job *j = arg;
+        ZSTD_CCtx *zc = ZSTD_createCCtx();
+        int r = 0;
+        if (!zc)
+                r = -ENOMEM;
+        else if (ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, j->level)) ||
+                 ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 0)) ||
+                 ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_contentSizeFlag, 1)))
+                r = -EINVAL;
+        pthread_mutex_lock(&j->mu);
+        if (r < 0 && !j->err)
+                j->err = r;
+        while (!j->err && j->next < j->count) {
+                if (j->next >= j->written + j->window) {
+                        pthread_cond_wait(&j->cv, &j->mu);
+                        continue;
+                }
+                uint32_t idx = j->next++;
+                Slot *s = &j->slots[idx % j->window];
+                pthread_mutex_unlock(&j->mu);
+                r = chunk_encode(j, zc, idx, s);
+                pthread_mutex_lock(&j->mu);
+                if (r < 0 && !j->err)
+                        j->err = r;
+                s->done = true;
+                pthread_cond_broadcast(&j->cv);
+        }
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        ZSTD_freeCCtx(zc);
+        return NULL;
+}
+
+static int build_manifest(const PayloadBuildOptions *o, const Job *j, const PayloadChunk *chunks,
+                          const uint8_t image_sha[SHA256_SIZE], uint64_t data_offset, uint64_t payload_size,
+                          uint8_t *m, size_t mlen) {
+        size_t vlen = strlen(o->version), blen = strlen(o->board);
+        memset(m, 0, mlen);
+        memcpy(m, MANIFEST_MAGIC, 4);
+        put_le32(m + 4, PAYLOAD_FORMAT_VERSION);
+        put_le64(m + 8, j->image_size);
+        memcpy(m + 16, image_sha, SHA256_SIZE);
+        put_le32(m + 48, j->cs);
+        put_le32(m + 52, j->count);
+        put_le64(m + 56, data_offset);
+        put_le64(m + 64, payload_size);
+        m[72] = (uint8_t)j->compression;
+        m[73] = o->verity_root ? MANIFEST_FLAG_VERITY : 0;
+        m[74] = (uint8_t)vlen;
+        m[75] = (uint8_t)blen;
+        put_le16(m + 76, (uint16_t)o->n_revoked);
+        if (o->verity_root)
+                memcpy(m + 80, o->verity_root, SHA256_SIZE);
+        if (o->kernel_sha256)
+                memcpy(m + 112, o->kernel_sha256, SHA256_SIZE);
+        if (o->initrd_sha256)
+                memcpy(m + 144, o->initrd_sha256, SHA256_SIZE);
+        if (o->cmdline_sha256)
+                memcpy(m + 176, o->cmdline_sha256, SHA256_SIZE);
+        uint8_t *v = m + PAYLOAD_MANIFEST_FIXED_SIZE;
+        memcpy(v, o->version, vlen);
+        memcpy(v + vlen, o->board, blen);
+        for (size_t i = 0; i < o->n_revoked; i++)
+                memcpy(v + vlen + blen + i * CAIRN_KEY_ID_SIZE, o->revoked[i], CAIRN_KEY_ID_SIZE);
+        uint8_t *t = m + ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + o->n_revoked * CAIRN_KEY_ID_SIZE, 8);
+        for (uint32_t i = 0; i < j->count; i++) {
+                uint8_t *e = t + (size_t)i * PAYLOAD_CHUNK_ENTRY_SIZE;
+                put_le64(e, chunks[i].offset);
+                put_le32(e + 8, chunks[i].stored_len);
+                put_le32(e + 12, chunks[i].raw_len);
+                e[16] = chunks[i].method;
+                memcpy(e + 24, chunks[i].sha256, SHA256_SIZE);
+        }
+        return 0;
+}
+
+static int options_check(const PayloadBuildOptions *o, uint32_t cs) {
+        if (!o->version || !valid_string((const uint8_t *)o->version, strlen(o->version)) || !o->board ||
+            !valid_string((const uint8_t *)o->board, strlen(o->board)))
+                return -EINVAL;
+        if (!chunk_size_valid(cs))
+                return -EINVAL;
+        if (o->n_keys < 1 || o->n_keys > PAYLOAD_SIGNATURES_MAX || o->n_revoked > PAYLOAD_REVOKED_MAX)
+                return -E2BIG;
+        if (o->compression != PAYLOAD_METHOD_NONE && o->compression != PAYLOAD_METHOD_ZSTD &&
+            o->compression != PAYLOAD_METHOD_ZLIB)
+                return -EINVAL;
+        return 0;
+}
+
+int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint64_t *ret_size) {
+        uint32_t cs = o->chunk_size ? o->chunk_size : PAYLOAD_CHUNK_SIZE_DEFAULT;
+        int r = options_check(o, cs);
+        if (r < 0)
+                return r;
+
+        uint8_t key_ids[PAYLOAD_SIGNATURES_MAX][CAIRN_KEY_ID_SIZE];
+        for (size_t i = 0; i < o->n_keys; i++) {
+                r = key_id(o->keys[i], key_ids[i]);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < i; k++)
+                        if (memcmp(key_ids[k], key_ids[i], CAIRN_KEY_ID_SIZE) == 0)
+                                return -ENOTUNIQ;
+        }
+
+        uint64_t image_size;
+        bool regular;
+        r = fd_size(image_fd, &image_size, &regular);
+        if (r < 0)
+                return r;
+        if (image_size == 0)
+                return -ENODATA;
+        uint64_t count = (image_size + cs - 1) / cs;
+        if (count > PAYLOAD_CHUNKS_MAX)
+                return -E2BIG;
+        uint64_t mlen = manifest_size(strlen(o->version), strlen(o->board), o->n_revoked, count);
+        if (mlen > PAYLOAD_MANIFEST_MAX)
+                return -E2BIG;
+        uint32_t slen = PAYLOAD_SIGBLOCK_FIXED_SIZE + (uint32_t)o->n_keys * PAYLOAD_SIG_ENTRY_SIZE;
+        uint64_t data_offset = PAYLOAD_HEADER_SIZE + mlen + slen;
+
+        unsigned threads = o->threads;
+        if (threads == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                threads = n > 0 ? (unsigned)n : 1;
+        }
+        threads = MIN(threads, 64u);
+
+        Job j = {
+                .image_fd = image_fd,
+                .image_size = image_size,
+                .cs = cs,
+                .count = (uint32_t)count,
+                .compression = o->compression,
+                .level = o->level ? o->level : (o->compression == PAYLOAD_METHOD_ZLIB ? 6 : 3),
+                .out_cap = o->compression == PAYLOAD_METHOD_ZLIB ? compressBound(cs) : ZSTD_compressBound(cs),
+                .window = threads * 4 + 2, /* slack so one slow chunk or a descheduled writer stalls no one */
+        };
+        _cleanup_free_ PayloadChunk *chunks = calloc(count, sizeof *chunks);
+        _cleanup_free_ uint8_t *manifest = malloc(mlen);
+        _cleanup_free_ Slot *slots = calloc(j.window, sizeof *slots);
+        _cleanup_free_ uint8_t *zeros = calloc(1, cs);
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (!chunks || !manifest || !slots || !zeros || !ctx)
+                return -ENOMEM;
+        j.slots = slots;
+        r = sha256(zeros, cs, j.zero_sha);
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < j.window && r >= 0; i++) {
+                slots[i].raw = malloc(cs);
+                slots[i].out = malloc(j.out_cap);
+                if (!slots[i].raw || !slots[i].out)
+                        r = -ENOMEM;
+        }
+        if (r >= 0 && !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+                r = -EIO;
+
+        pthread_t tids[64];
+        unsigned started = 0;
+        pthread_mutex_init(&j.mu, NULL);
+        pthread_cond_init(&j.cv, NULL);
+        if (r < 0)
+                j.err = r;
+        for (; started < threads; started++)
+                if (pthread_create(&tids[started], NULL, worker, &j) != 0) {
+                        pthread_mutex_lock(&j.mu);
+                        j.err = -EAGAIN;
+                        pthread_cond_broadcast(&j.cv);
+                        pthread_mutex_unlock(&j.mu);
+                        break;
+                }
+
+        /* The writer: take chunks in order, hash the image, append the stored bytes. */
+        uint64_t at = data_offset;
+        for (uint32_t i = 0; i < j.count; i++) {
+                Slot *s = &slots[i % j.window];
+                pthread_mutex_lock(&j.mu);
+                while (!s->done && !j.err)
+                        pthread_cond_wait(&j.cv, &j.mu);
+                r = j.err;
+                pthread_mutex_unlock(&j.mu);
+                if (r < 0)
+                        break;
+                if (!EVP_DigestUpdate(ctx, s->raw, s->raw_len))
+                        r = -EIO;
+                if (r >= 0 && s->out_len > 0)
+                        r = pwrite_full(out_fd, s->method == PAYLOAD_METHOD_NONE ? s->raw : s->out, s->out_len, at);
+                chunks[i] = (PayloadChunk){
+                        .offset = at, .stored_len = (uint32_t)s->out_len, .raw_len = s->raw_len, .method = s->method};
+                memcpy(chunks[i].sha256, s->sha256, SHA256_SIZE);
+                at += s->out_len;
+                pthread_mutex_lock(&j.mu);
+                if (r < 0 && !j.err)
+                        j.err = r;
+                s->done = false;
+                j.written = i + 1;
+                pthread_cond_broadcast(&j.cv);
+                pthread_mutex_unlock(&j.mu);
+                if (r < 0)
+                        break;
+        }
+        for (unsigned i = 0; i < started; i++)
+                pthread_join(tids[i], NULL);
+        pthread_mutex_destroy(&j.mu);
+        pthread_cond_destroy(&j.cv);
+        for (unsigned i = 0; i < j.window; i++) {
+                free(slots[i].raw);
+                free(slots[i].out);
+        }
+        if (r >= 0)
+                r = j.err;
+        if (r < 0)
+                return r;
+
+        uint8_t image_sha[SHA256_SIZE];
+        if (!EVP_DigestFinal_ex(ctx, image_sha, NULL))
+                return -EIO;
+        uint64_t payload_size = at;
+        build_manifest(o, &j, chunks, image_sha, data_offset, payload_size, manifest, mlen);
+
+        uint8_t head[PAYLOAD_HEADER_SIZE + PAYLOAD_SIGBLOCK_MAX] = {};
+        memcpy(head, PAYLOAD_MAGIC, 8);
+        put_le32(head + 8, PAYLOAD_FORMAT_VERSION);
+        put_le32(head + 12, PAYLOAD_HEADER_SIZE);
+        put_le32(head + 16, (uint32_t)mlen);
+        put_le32(head + 20, slen);
+        uint8_t *sb = head + PAYLOAD_HEADER_SIZE;
+        memcpy(sb, SIGBLOCK_MAGIC, 4);
+        put_le32(sb + 4, (uint32_t)o->n_keys);
+        for (size_t i = 0; i < o->n_keys; i++) {
+                uint8_t *e = sb + PAYLOAD_SIGBLOCK_FIXED_SIZE + i * PAYLOAD_SIG_ENTRY_SIZE;
+                memcpy(e, key_ids[i], CAIRN_KEY_ID_SIZE);
+                r = sign_ed25519(o->keys[i], manifest, mlen, e + CAIRN_KEY_ID_SIZE);
+                if (r < 0)
+                        return r;
+        }
+        r = pwrite_full(out_fd, head, PAYLOAD_HEADER_SIZE, 0);
+        if (r >= 0)
+                r = pwrite_full(out_fd, manifest, mlen, PAYLOAD_HEADER_SIZE);
+        if (r >= 0)
+                r = pwrite_full(out_fd, sb, slen, PAYLOAD_HEADER_SIZE + mlen);
+        if (r >= 0 && ftruncate(out_fd, (off_t)payload_size) < 0)
+                r = negative_errno();
+        if (r >= 0 && fsync(out_fd) < 0)
+                r = negative_errno();
+        if (r < 0)
+                return r;
+        if (ret_size)
+                *ret_size = payload_size;
+        return 0;
+}

@@ -1,0 +1,298 @@
+/* updater/server-channels.c — reads the release directory (channel files, payload files) and decides rollout buckets. */
+#include "server-channels.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "fileio.h"
+
+static int parse_uint(const char *s, unsigned max, unsigned *ret) {
+        if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
+                return -EINVAL;
+        unsigned long v = strtoul(s, NULL, 10);
+        if (v > max)
+                return -ERANGE;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+int channel_parse(const char *name, const char *text, Channel *ret, unsigned *ret_line) {
+        if (!omaha_name_valid(name, CHANNEL_NAME_MAX))
+                return -EINVAL;
+        Channel c = { .rollout = 100, .period = 3600 };
+        strcpy(c.name, name);
+        unsigned lineno = 0;
+        const char *p = text;
+        while (*p) {
+                lineno++;
+                size_t n = strcspn(p, "\n");
+                char line[512];
+                if (n >= sizeof line)
+                        goto bad;
+                memcpy(line, p, n);
+                line[n] = 0;
+                p += n + (p[n] == '\n');
+                char *l = line;
+                while (*l == ' ' || *l == '\t')
+                        l++;
+                size_t len = strlen(l);
+                while (len > 0 && (l[len - 1] == ' ' || l[len - 1] == '\t' || l[len - 1] == '\r'))
+                        l[--len] = 0;
+                if (!*l || *l == '#')
+                        continue;
+                char *eq = strchr(l, '=');
+                if (!eq)
+                        goto bad;
+                *eq = 0;
+                char *v = eq + 1;
+                if (strcmp(l, "VERSION") == 0) {
+                        if (*v && !omaha_version_valid(v))
+                                goto bad;
+                        strcpy(c.version, v);
+                } else if (strcmp(l, "ROLLOUT") == 0) {
+                        if (parse_uint(v, 100, &c.rollout) < 0)
+                                goto bad;
+                } else if (strcmp(l, "PAUSED") == 0) {
+                        unsigned b;
+                        if (parse_uint(v, 1, &b) < 0)
+                                goto bad;
+                        c.paused = b;
+                } else if (strcmp(l, "MAX_PER_PERIOD") == 0) {
+                        if (parse_uint(v, 100000000, &c.max_per_period) < 0)
+                                goto bad;
+                } else if (strcmp(l, "PERIOD") == 0) {
+                        if (parse_uint(v, 366u * 86400u, &c.period) < 0 || c.period == 0)
+                                goto bad;
+                }
+                /* Unknown keys are ignored, so newer tools can add some. */
+        }
+        *ret = c;
+        return 0;
+bad:
+        if (ret_line)
+                *ret_line = lineno;
+        return -EINVAL;
+}
+
+int channel_load(int reldir_fd, const char *name, Channel *ret) {
+        if (!omaha_name_valid(name, CHANNEL_NAME_MAX))
+                return -EINVAL;
+        char path[CHANNEL_NAME_MAX + 16];
+        snprintf(path, sizeof path, "channels/%s", name);
+        _cleanup_close_ int fd = openat(reldir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ELOOP ? -EINVAL : negative_errno();
+        char buf[CHANNEL_FILE_MAX + 1];
+        ssize_t n = read_full(fd, buf, sizeof buf);
+        if (n < 0)
+                return (int)n;
+        if ((size_t)n > CHANNEL_FILE_MAX)
+                return -EFBIG;
+        buf[n] = 0;
+        if (memchr(buf, 0, (size_t)n))
+                return -EINVAL;
+        return channel_parse(name, buf, ret, NULL);
+}
+
+void strv_free(char **v) {
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
+
+int channel_list(int reldir_fd, char ***ret_names) {
+        int fd = openat(reldir_fd, "channels", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        _cleanup_(closedirp) DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -ENOMEM;
+        }
+        size_t n = 0, cap = 16;
+        _cleanup_(strv_freep) char **v = calloc(cap + 1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!omaha_name_valid(de->d_name, CHANNEL_NAME_MAX) || strstr(de->d_name, ".tmp"))
+                        continue;
+                if (n >= 1024)
+                        return -E2BIG;
+                if (n == cap) {
+                        char **nv = realloc(v, (cap * 2 + 1) * sizeof *v);
+                        if (!nv)
+                                return -ENOMEM;
+                        v = nv;
+                        cap *= 2;
+                }
+                if (!(v[n] = strdup(de->d_name)))
+                        return -ENOMEM;
+                v[++n] = NULL;
+        }
+        qsort(v, n, sizeof *v, cmp_str);
+        *ret_names = TAKE_PTR(v);
+        return 0;
+}
+
+unsigned rollout_bucket(const char *channel, const char *version, const char *machineid) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (!ctx)
+                return 0;
+        EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+        EVP_DigestUpdate(ctx, channel, strlen(channel));
+        EVP_DigestUpdate(ctx, "\n", 1);
+        EVP_DigestUpdate(ctx, version, strlen(version));
+        EVP_DigestUpdate(ctx, "\n", 1);
+        EVP_DigestUpdate(ctx, machineid, strlen(machineid));
+        EVP_DigestFinal_ex(ctx, md, &mdlen);
+        EVP_MD_CTX_free(ctx);
+        uint32_t x = (uint32_t)md[0] << 24 | (uint32_t)md[1] << 16 | (uint32_t)md[2] << 8 | md[3];
+        return x % 100;
+}
+
+/* ---- payload lookup and hash cache ---- */
+
+#define CACHE_SLOTS 64
+
+typedef struct CacheEntry {
+        bool used;
+        dev_t dev;
+        ino_t ino;
+        uint64_t size;
+        int64_t mtime_sec, mtime_nsec;
+        uint64_t lru;
+        PayloadInfo info;
+} CacheEntry;
+
+struct PayloadCache {
+        pthread_mutex_t lock;
+        uint64_t tick;
+        CacheEntry e[CACHE_SLOTS];
+};
+
+int payload_cache_new(PayloadCache **ret) {
+        PayloadCache *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        pthread_mutex_init(&c->lock, NULL);
+        *ret = c;
+        return 0;
+}
+
+void payload_cache_free(PayloadCache *c) {
+        if (!c)
+                return;
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+}
+
+static bool entry_matches(const CacheEntry *e, const char *relpath, const struct stat *st) {
+        return e->used && e->dev == st->st_dev && e->ino == st->st_ino && e->size == (uint64_t)st->st_size &&
+               e->mtime_sec == st->st_mtim.tv_sec && e->mtime_nsec == st->st_mtim.tv_nsec &&
+               strcmp(e->info.relpath, relpath) == 0;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
+
+static int hash_fd(int fd, uint64_t size, char sha256_b64[48], char sha1_b64[32]) {
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c256 = EVP_MD_CTX_new();
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c1 = EVP_MD_CTX_new();
+        if (!c256 || !c1)
+                return -ENOMEM;
+        if (!EVP_DigestInit_ex(c256, EVP_sha256(), NULL) || !EVP_DigestInit_ex(c1, EVP_sha1(), NULL))
+                return -EIO;
+        _cleanup_free_ uint8_t *buf = malloc(1 << 20);
+        if (!buf)
+                return -ENOMEM;
+        uint64_t off = 0;
+        while (off < size) {
+                size_t want = (size_t)MIN((uint64_t)(1 << 20), size - off);
+                int r = pread_full(fd, buf, want, off);
+                if (r < 0)
+                        return r;
+                EVP_DigestUpdate(c256, buf, want);
+                EVP_DigestUpdate(c1, buf, want);
+                off += want;
+        }
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned len;
+        EVP_DigestFinal_ex(c256, md, &len);
+        EVP_EncodeBlock((unsigned char *)sha256_b64, md, (int)len);
+        EVP_DigestFinal_ex(c1, md, &len);
+        EVP_EncodeBlock((unsigned char *)sha1_b64, md, (int)len);
+        return 0;
+}
+
+int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const char *board, PayloadInfo *ret) {
+        if (!omaha_version_valid(version) || !omaha_name_valid(board, 64))
+                return -EINVAL;
+        PayloadInfo info = { 0 };
+        snprintf(info.name, sizeof info.name, "cairn-%s-%s.cairn", version, board);
+        snprintf(info.relpath, sizeof info.relpath, "%s/%s", version, info.name);
+        char path[300];
+        snprintf(path, sizeof path, "payloads/%s", info.relpath);
+
+        _cleanup_close_ int fd = openat(reldir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ELOOP ? -ENOENT : negative_errno();
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -ENOENT;
+
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < CACHE_SLOTS; i++)
+                if (entry_matches(&c->e[i], info.relpath, &st)) {
+                        c->e[i].lru = ++c->tick;
+                        *ret = c->e[i].info;
+                        pthread_mutex_unlock(&c->lock);
+                        return 0;
+                }
+        pthread_mutex_unlock(&c->lock);
+
+        /* Not cached: hash without holding the lock (two threads may both hash; harmless). */
+        info.size = (uint64_t)st.st_size;
+        int r = hash_fd(fd, info.size, info.sha256_b64, info.sha1_b64);
+        if (r < 0)
+                return r;
+        struct stat st2;
+        if (fstat(fd, &st2) < 0)
+                return negative_errno();
+        if (st2.st_size != st.st_size || st2.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+            st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec)
+                return -EAGAIN; /* modified while hashing; a published payload never changes */
+
+        pthread_mutex_lock(&c->lock);
+        CacheEntry *victim = &c->e[0];
+        for (size_t i = 0; i < CACHE_SLOTS; i++) {
+                if (!c->e[i].used) {
+                        victim = &c->e[i];
+                        break;
+                }
+                if (c->e[i].lru < victim->lru)
+                        victim = &c->e[i];
+        }
+        *victim = (CacheEntry){ .used = true, .dev = st.st_dev, .ino = st.st_ino, .size = info.size,
+                                .mtime_sec = st.st_mtim.tv_sec, .mtime_nsec = st.st_mtim.tv_nsec,
+                                .lru = ++c->tick, .info = info };
+        pthread_mutex_unlock(&c->lock);
+        *ret = info;
+        return 0;
+}

@@ -1,0 +1,563 @@
+/* updater/server-db.c — cairn-server's SQLite store (WAL; queued visits committed in batches by a writer thread): instances, events, grants. */
+#include "server-db.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#define EVENTS_KEPT_PER_MACHINE 100
+
+enum {
+        ST_INSTANCE_UPSERT,
+        ST_INSTANCE_EVENT,
+        ST_EVENT_INSERT,
+        ST_EVENT_TRIM,
+        ST_GRANT_HAS,
+        ST_GRANT_COUNT,
+        ST_GRANT_INSERT,
+        _ST_MAX,
+};
+
+static const char *const stmt_sql[_ST_MAX] = {
+        [ST_INSTANCE_UPSERT] =
+                "INSERT INTO instances(machine_id, alias, appid, version, channel, board, ip, first_seen, last_seen,"
+                " last_check, last_answer, offered_version)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, CASE WHEN ?9 THEN ?8 END, ?10, ?11)"
+                " ON CONFLICT(machine_id) DO UPDATE SET"
+                " alias = coalesce(excluded.alias, alias), appid = excluded.appid,"
+                " version = coalesce(excluded.version, version), channel = coalesce(excluded.channel, channel),"
+                " board = coalesce(excluded.board, board), ip = excluded.ip, last_seen = excluded.last_seen,"
+                " last_check = coalesce(excluded.last_check, last_check),"
+                " last_answer = coalesce(excluded.last_answer, last_answer),"
+                " offered_version = CASE WHEN excluded.last_answer IS NULL THEN offered_version"
+                "                   ELSE excluded.offered_version END",
+        [ST_INSTANCE_EVENT] = "UPDATE instances SET last_event_type = ?2, last_event_result = ?3,"
+                              " last_error_code = ?4, last_event_time = ?5 WHERE machine_id = ?1",
+        [ST_EVENT_INSERT] = "INSERT INTO events(machine_id, time, version, type, result, errorcode, previous_version)"
+                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [ST_EVENT_TRIM] = "DELETE FROM events WHERE machine_id = ?1 AND id < (SELECT id FROM events"
+                          " WHERE machine_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        [ST_GRANT_HAS] = "SELECT 1 FROM grants WHERE channel = ?1 AND version = ?2 AND machine_id = ?3",
+        [ST_GRANT_COUNT] = "SELECT count(*) FROM grants WHERE channel = ?1 AND version = ?2 AND granted_at >= ?3",
+        [ST_GRANT_INSERT] = "INSERT INTO grants(channel, version, machine_id, granted_at) VALUES(?1, ?2, ?3, ?4)",
+};
+
+static const char schema[] =
+        "CREATE TABLE IF NOT EXISTS instances("
+        " machine_id TEXT PRIMARY KEY, alias TEXT, appid TEXT, version TEXT, channel TEXT, board TEXT, ip TEXT,"
+        " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, last_check INTEGER, last_answer TEXT,"
+        " offered_version TEXT, last_event_type INTEGER, last_event_result INTEGER, last_error_code INTEGER,"
+        " last_event_time INTEGER);"
+        "CREATE INDEX IF NOT EXISTS instances_channel ON instances(channel, version);"
+        "CREATE INDEX IF NOT EXISTS instances_seen ON instances(last_seen);"
+        "CREATE TABLE IF NOT EXISTS events("
+        " id INTEGER PRIMARY KEY, machine_id TEXT NOT NULL, time INTEGER NOT NULL, version TEXT,"
+        " type INTEGER NOT NULL, result INTEGER NOT NULL, errorcode INTEGER NOT NULL, previous_version TEXT);"
+        "CREATE INDEX IF NOT EXISTS events_machine ON events(machine_id, id);"
+        "CREATE TABLE IF NOT EXISTS grants("
+        " channel TEXT NOT NULL, version TEXT NOT NULL, machine_id TEXT NOT NULL, granted_at INTEGER NOT NULL,"
+        " PRIMARY KEY(channel, version, machine_id));"
+        "CREATE INDEX IF NOT EXISTS grants_time ON grants(channel, version, granted_at);"
+        "PRAGMA user_version = 1;";
+
+/* A visit that needs no decision from the DB (no grant), queued for the writer thread. */
+typedef struct Queued {
+        struct Queued *next;
+        DbVisit v;
+        OmahaEvent events[OMAHA_MAX_EVENTS];
+        char pool[8 * (OMAHA_ATTR_MAX + 1)];
+} Queued;
+
+#define QUEUE_MAX 16384
+
+struct ServerDb {
+        sqlite3 *db;
+        pthread_mutex_t lock;           /* the connection; taken before qlock, never after */
+        sqlite3_stmt *st[_ST_MAX];
+        pthread_mutex_t qlock;
+        pthread_cond_t qcond;
+        Queued *head, *tail;
+        size_t queued;
+        bool stop;
+        bool writer_started;
+        pthread_t writer;
+        uint64_t lost;                  /* queued visits dropped after a failed batch */
+};
+
+/* The one place SQLite result codes become errno values. */
+static int sqlite_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_CANTOPEN:
+                return -EACCES;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EPERM;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        default:
+                return -EIO;
+        }
+}
+
+static int exec(ServerDb *db, const char *sql) {
+        return sqlite_errno(sqlite3_exec(db->db, sql, NULL, NULL, NULL));
+}
+
+static void *writer_main(void *arg);
+static void queue_free(Queued *q);
+
+void server_db_close(ServerDb *db) {
+        if (!db)
+                return;
+        if (db->writer_started) {
+                pthread_mutex_lock(&db->qlock);
+                db->stop = true;
+                pthread_cond_signal(&db->qcond);
+                pthread_mutex_unlock(&db->qlock);
+                pthread_join(db->writer, NULL); /* it writes what is still queued */
+        }
+        queue_free(db->head);
+        pthread_cond_destroy(&db->qcond);
+        pthread_mutex_destroy(&db->qlock);
+        for (size_t i = 0; i < _ST_MAX; i++)
+                sqlite3_finalize(db->st[i]);
+        sqlite3_close(db->db);
+        pthread_mutex_destroy(&db->lock);
+        free(db);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(ServerDb *, server_db_close);
+
+int server_db_open(const char *path, int busy_timeout_ms, ServerDb **ret) {
+        _cleanup_(server_db_closep) ServerDb *db = calloc(1, sizeof *db);
+        if (!db)
+                return -ENOMEM;
+        pthread_mutex_init(&db->lock, NULL);
+        pthread_mutex_init(&db->qlock, NULL);
+        pthread_cond_init(&db->qcond, NULL);
+        int rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc);
+        if (sqlite3_db_readonly(db->db, "main") == 1)
+                return -EROFS;
+        sqlite3_busy_timeout(db->db, busy_timeout_ms);
+        sqlite3_extended_result_codes(db->db, 1);
+        int r = exec(db, "PRAGMA journal_mode = WAL");
+        if (r < 0)
+                return r;
+        /* WAL + NORMAL: a killed process never loses or tears a committed transaction. */
+        r = exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF");
+        if (r < 0)
+                return r;
+        r = exec(db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        r = exec(db, schema);
+        if (r < 0) {
+                exec(db, "ROLLBACK");
+                return r;
+        }
+        r = exec(db, "COMMIT");
+        if (r < 0) {
+                exec(db, "ROLLBACK");
+                return r;
+        }
+        for (size_t i = 0; i < _ST_MAX; i++) {
+                rc = sqlite3_prepare_v3(db->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i], NULL);
+                if (rc != SQLITE_OK)
+                        return sqlite_errno(rc);
+        }
+        if (pthread_create(&db->writer, NULL, writer_main, db) != 0)
+                return -EAGAIN;
+        db->writer_started = true;
+        *ret = TAKE_PTR(db);
+        return 0;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v) {
+        if (v && *v)
+                sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(s, i);
+}
+
+/* Step a statement that returns no rows (or whose rows we ignore), then reset it. */
+static int step_done(sqlite3_stmt *s) {
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+}
+
+/* Step a statement returning one integer in column 0 (0 when there is no row). */
+static int step_int(sqlite3_stmt *s, int64_t *ret) {
+        int rc = sqlite3_step(s);
+        int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return sqlite_errno(rc);
+        *ret = v;
+        return 0;
+}
+
+static bool event_is_noise(const OmahaEvent *ev) {
+        /* update_engine sends 3/2 with an empty or 0.0.0.0 previousversion on every check (Nebraska PR #309). */
+        return ev->type == OMAHA_EVENT_UPDATE_COMPLETE && ev->result == OMAHA_RESULT_SUCCESS_REBOOT &&
+               (!ev->previousversion[0] || strcmp(ev->previousversion, "0.0.0.0") == 0);
+}
+
+static int visit_locked(ServerDb *db, const DbVisit *v, bool *ret_granted) {
+        int r;
+        bool granted = false;
+        const char *answer = v->answer;
+        const char *offered = NULL;
+
+        if (v->grant_version) {
+                sqlite3_stmt *s = db->st[ST_GRANT_HAS];
+                int64_t has = 0, count = 0;
+                bind_text(s, 1, v->channel);
+                bind_text(s, 2, v->grant_version);
+                bind_text(s, 3, v->machine_id);
+                if ((r = step_int(s, &has)) < 0)
+                        return r;
+                if (has)
+                        granted = true;
+                else {
+                        if (v->max_per_period > 0) {
+                                s = db->st[ST_GRANT_COUNT];
+                                bind_text(s, 1, v->channel);
+                                bind_text(s, 2, v->grant_version);
+                                sqlite3_bind_int64(s, 3, v->period_start);
+                                if ((r = step_int(s, &count)) < 0)
+                                        return r;
+                        }
+                        if (v->max_per_period == 0 || count < (int64_t)v->max_per_period) {
+                                s = db->st[ST_GRANT_INSERT];
+                                bind_text(s, 1, v->channel);
+                                bind_text(s, 2, v->grant_version);
+                                bind_text(s, 3, v->machine_id);
+                                sqlite3_bind_int64(s, 4, v->now);
+                                if ((r = step_done(s)) < 0)
+                                        return r;
+                                granted = true;
+                        }
+                }
+                if (granted)
+                        offered = v->grant_version;
+                else
+                        answer = "limit";
+        }
+
+        sqlite3_stmt *s = db->st[ST_INSTANCE_UPSERT];
+        bind_text(s, 1, v->machine_id);
+        bind_text(s, 2, v->alias);
+        bind_text(s, 3, v->appid);
+        bind_text(s, 4, v->version);
+        bind_text(s, 5, v->channel);
+        bind_text(s, 6, v->board);
+        bind_text(s, 7, v->ip);
+        sqlite3_bind_int64(s, 8, v->now);
+        sqlite3_bind_int(s, 9, v->updatecheck);
+        bind_text(s, 10, v->updatecheck ? answer : NULL);
+        bind_text(s, 11, offered);
+        if ((r = step_done(s)) < 0)
+                return r;
+
+        for (size_t i = 0; i < v->n_events; i++) {
+                const OmahaEvent *ev = &v->events[i];
+                if (event_is_noise(ev))
+                        continue;
+                s = db->st[ST_EVENT_INSERT];
+                bind_text(s, 1, v->machine_id);
+                sqlite3_bind_int64(s, 2, v->now);
+                bind_text(s, 3, v->version);
+                sqlite3_bind_int(s, 4, ev->type);
+                sqlite3_bind_int(s, 5, ev->result);
+                sqlite3_bind_int(s, 6, ev->errorcode);
+                bind_text(s, 7, ev->previousversion);
+                if ((r = step_done(s)) < 0)
+                        return r;
+                s = db->st[ST_INSTANCE_EVENT];
+                bind_text(s, 1, v->machine_id);
+                sqlite3_bind_int(s, 2, ev->type);
+                sqlite3_bind_int(s, 3, ev->result);
+                sqlite3_bind_int(s, 4, ev->errorcode);
+                sqlite3_bind_int64(s, 5, v->now);
+                if ((r = step_done(s)) < 0)
+                        return r;
+                s = db->st[ST_EVENT_TRIM];
+                bind_text(s, 1, v->machine_id);
+                sqlite3_bind_int(s, 2, EVENTS_KEPT_PER_MACHINE - 1);
+                if ((r = step_done(s)) < 0)
+                        return r;
+        }
+        *ret_granted = granted;
+        return 0;
+}
+
+static void queue_free(Queued *q) {
+        while (q) {
+                Queued *n = q->next;
+                free(q);
+                q = n;
+        }
+}
+
+/* Apply every queued visit, oldest first, then (if v) v, in one transaction. Called with db->lock held, so
+ * whoever holds the connection takes everything queued so far and the order of visits is kept. On failure
+ * the queued visits are put back (busy) or counted as lost (other errors). */
+static int flush_locked(ServerDb *db, const DbVisit *v, bool *ret_granted) {
+        pthread_mutex_lock(&db->qlock);
+        Queued *list = db->head;
+        db->head = db->tail = NULL;
+        db->queued = 0;
+        pthread_mutex_unlock(&db->qlock);
+        if (!list && !v)
+                return 0;
+
+        int r = exec(db, "BEGIN IMMEDIATE");
+        if (r >= 0) {
+                bool granted = false;
+                for (Queued *q = list; q && r >= 0; q = q->next)
+                        r = visit_locked(db, &q->v, &granted);
+                if (r >= 0 && v)
+                        r = visit_locked(db, v, &granted);
+                if (r >= 0)
+                        r = exec(db, "COMMIT");
+                if (r < 0)
+                        exec(db, "ROLLBACK");
+                else if (ret_granted)
+                        *ret_granted = granted;
+        }
+        if (r == -EBUSY && list) {
+                /* Put them back in front of anything queued meanwhile. */
+                size_t n = 0;
+                Queued *last = list;
+                for (Queued *q = list; q; q = q->next, n++)
+                        last = q;
+                pthread_mutex_lock(&db->qlock);
+                last->next = db->head;
+                if (!db->head)
+                        db->tail = last;
+                db->head = list;
+                db->queued += n;
+                pthread_mutex_unlock(&db->qlock);
+                return r;
+        }
+        if (r < 0)
+                for (Queued *q = list; q; q = q->next)
+                        db->lost++;
+        queue_free(list);
+        return r;
+}
+
+static void *writer_main(void *arg) {
+        ServerDb *db = arg;
+        for (;;) {
+                pthread_mutex_lock(&db->qlock);
+                while (!db->head && !db->stop)
+                        pthread_cond_wait(&db->qcond, &db->qlock);
+                bool stop = db->stop, empty = !db->head;
+                pthread_mutex_unlock(&db->qlock);
+                if (stop && empty)
+                        return NULL;
+                pthread_mutex_lock(&db->lock);
+                int r = flush_locked(db, NULL, NULL);
+                pthread_mutex_unlock(&db->lock);
+                if (r == -EBUSY) {
+                        if (stop)
+                                return NULL; /* still locked at shutdown: the queued visits are lost */
+                        usleep(50 * 1000);
+                }
+        }
+}
+
+static const char *pool_add(char **pool, const char *s) {
+        if (!s)
+                return NULL;
+        size_t n = strnlen(s, OMAHA_ATTR_MAX);
+        char *d = *pool;
+        memcpy(d, s, n);
+        d[n] = 0;
+        *pool += n + 1;
+        return d;
+}
+
+static int enqueue(ServerDb *db, const DbVisit *v) {
+        Queued *q = malloc(sizeof *q);
+        if (!q)
+                return -ENOMEM;
+        q->next = NULL;
+        q->v = *v;
+        char *pool = q->pool;
+        q->v.machine_id = pool_add(&pool, v->machine_id);
+        q->v.alias = pool_add(&pool, v->alias);
+        q->v.appid = pool_add(&pool, v->appid);
+        q->v.version = pool_add(&pool, v->version);
+        q->v.channel = pool_add(&pool, v->channel);
+        q->v.board = pool_add(&pool, v->board);
+        q->v.ip = pool_add(&pool, v->ip);
+        q->v.answer = pool_add(&pool, v->answer);
+        size_t ne = MIN(v->n_events, (size_t)OMAHA_MAX_EVENTS);
+        memcpy(q->events, v->events, ne * sizeof(OmahaEvent));
+        q->v.events = q->events;
+        q->v.n_events = ne;
+
+        pthread_mutex_lock(&db->qlock);
+        if (db->queued >= QUEUE_MAX) {
+                pthread_mutex_unlock(&db->qlock);
+                free(q);
+                return -EBUSY;
+        }
+        if (db->tail)
+                db->tail->next = q;
+        else
+                db->head = q;
+        db->tail = q;
+        db->queued++;
+        pthread_cond_signal(&db->qcond);
+        pthread_mutex_unlock(&db->qlock);
+        return 0;
+}
+
+int server_db_visit(ServerDb *db, const DbVisit *v, bool *ret_granted) {
+        if (!v->grant_version || v->max_per_period == 0) {
+                /* Nothing to decide (no grant, or an unlimited one that is always given): the writer thread
+                 * records it, in batched commits. */
+                int r = enqueue(db, v);
+                if (r >= 0 && ret_granted)
+                        *ret_granted = v->grant_version != NULL;
+                return r;
+        }
+        pthread_mutex_lock(&db->lock);
+        int r = flush_locked(db, v, ret_granted);
+        pthread_mutex_unlock(&db->lock);
+        return r;
+}
+
+int server_db_flush(ServerDb *db) {
+        pthread_mutex_lock(&db->lock);
+        int r = flush_locked(db, NULL, NULL);
+        pthread_mutex_unlock(&db->lock);
+        return r;
+}
+
+static void json_column(OmahaBuf *out, sqlite3_stmt *s, int i) {
+        switch (sqlite3_column_type(s, i)) {
+        case SQLITE_NULL:
+                obuf_puts(out, "null");
+                break;
+        case SQLITE_INTEGER:
+                obuf_printf(out, "%lld", (long long)sqlite3_column_int64(s, i));
+                break;
+        default:
+                obuf_put_json(out, (const char *)sqlite3_column_text(s, i));
+        }
+}
+
+/* Run sql (with an optional text parameter ?1 and integer limit ?2) and append its rows as JSON objects. */
+static int rows_json(ServerDb *db, OmahaBuf *out, const char *sql, const char *param, unsigned limit) {
+        sqlite3_stmt *s = NULL;
+        pthread_mutex_lock(&db->lock);
+        int r0 = flush_locked(db, NULL, NULL); /* show what was answered so far */
+        if (r0 < 0) {
+                pthread_mutex_unlock(&db->lock);
+                return r0;
+        }
+        int rc = sqlite3_prepare_v2(db->db, sql, -1, &s, NULL);
+        if (rc != SQLITE_OK) {
+                pthread_mutex_unlock(&db->lock);
+                return sqlite_errno(rc);
+        }
+        if (param)
+                sqlite3_bind_text(s, 1, param, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 2, (int)limit);
+        obuf_puts(out, "[");
+        bool first = true;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                obuf_puts(out, first ? "\n{" : ",\n{");
+                first = false;
+                int n = sqlite3_column_count(s);
+                for (int i = 0; i < n; i++) {
+                        if (i)
+                                obuf_puts(out, ",");
+                        obuf_put_json(out, sqlite3_column_name(s, i));
+                        obuf_puts(out, ":");
+                        json_column(out, s, i);
+                }
+                obuf_puts(out, "}");
+                if (out->err)
+                        break;
+        }
+        int r = out->err ? out->err : rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+        sqlite3_finalize(s);
+        pthread_mutex_unlock(&db->lock);
+        obuf_puts(out, "\n]\n");
+        return r < 0 ? r : out->err;
+}
+
+int server_db_instances_json(ServerDb *db, OmahaBuf *out, const char *channel, unsigned limit) {
+        return rows_json(db, out,
+                         "SELECT machine_id, alias, appid, version, channel, board, ip, first_seen, last_seen,"
+                         " last_check, last_answer, offered_version, last_event_type, last_event_result,"
+                         " last_error_code, last_event_time FROM instances WHERE ?1 IS NULL OR channel = ?1"
+                         " ORDER BY last_seen DESC, machine_id LIMIT ?2",
+                         channel, limit);
+}
+
+int server_db_events_json(ServerDb *db, OmahaBuf *out, const char *machine_id, unsigned limit) {
+        return rows_json(db, out,
+                         "SELECT id, machine_id, time, version, type, result, errorcode, previous_version"
+                         " FROM events WHERE ?1 IS NULL OR machine_id = ?1 ORDER BY id DESC LIMIT ?2",
+                         machine_id, limit);
+}
+
+int server_db_channel_stats(ServerDb *db, const char *channel, const char *version, int64_t period_start,
+                            DbChannelStats *ret) {
+        static const char *const sql[4] = {
+                "SELECT count(*) FROM grants WHERE channel = ?1 AND version = ?2 AND granted_at >= ?3",
+                "SELECT count(*) FROM grants WHERE channel = ?1 AND version = ?2",
+                "SELECT count(*) FROM instances WHERE channel = ?1 AND version = ?2",
+                "SELECT count(*) FROM instances WHERE channel = ?1",
+        };
+        int64_t v[4] = { 0 };
+        pthread_mutex_lock(&db->lock);
+        int r = flush_locked(db, NULL, NULL);
+        for (size_t i = 0; i < 4 && r >= 0; i++) {
+                sqlite3_stmt *s = NULL;
+                int rc = sqlite3_prepare_v2(db->db, sql[i], -1, &s, NULL);
+                if (rc != SQLITE_OK) {
+                        r = sqlite_errno(rc);
+                        break;
+                }
+                sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
+                if (i < 3)
+                        sqlite3_bind_text(s, 2, version, -1, SQLITE_STATIC);
+                if (i == 0)
+                        sqlite3_bind_int64(s, 3, period_start);
+                r = step_int(s, &v[i]);
+                sqlite3_finalize(s);
+        }
+        pthread_mutex_unlock(&db->lock);
+        if (r < 0)
+                return r;
+        *ret = (DbChannelStats){ .granted_period = v[0], .granted_total = v[1], .on_version = v[2], .instances = v[3] };
+        return 0;
+}

@@ -1,0 +1,52 @@
+/* updater/server-db.h — cairn-server's SQLite store: instances, events, update grants. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "omaha.h"
+
+typedef struct ServerDb ServerDb;
+
+/* Open (create) the database in WAL mode and make sure it is writable.
+ * -EROFS: read-only file or directory; -EBUSY: locked longer than busy_timeout_ms; other -errno. */
+int server_db_open(const char *path, int busy_timeout_ms, ServerDb **ret);
+void server_db_close(ServerDb *db);
+
+/* One app's visit, recorded in one transaction. */
+typedef struct DbVisit {
+        const char *machine_id, *alias, *appid, *version, *channel, *board, *ip;
+        int64_t now;
+        bool updatecheck;
+        const char *answer;          /* what we answered: "noupdate", "ok", "paused", "rollout", "error-…" */
+        /* When the answer would be "ok": ask for a grant first. */
+        const char *grant_version;   /* NULL: no grant needed */
+        int64_t period_start;
+        unsigned max_per_period;     /* 0 = unlimited */
+        const OmahaEvent *events;
+        size_t n_events;
+} DbVisit;
+
+/* Record the visit. Without grant_version, or with an unlimited one (max_per_period 0), the visit is queued and a writer thread commits queued visits in
+ * batches (a bounded queue: -EBUSY when full); reads below and granting visits first write what is queued, in
+ * order. If grant_version is set, the machine is granted that version unless the channel's
+ * max per period is reached by other machines (a machine already granted stays granted); *ret_granted
+ * says which, and the answer is recorded as "limit" when refused. -EBUSY when the DB stays locked. */
+int server_db_visit(ServerDb *db, const DbVisit *v, bool *ret_granted);
+
+/* Write everything queued now. */
+int server_db_flush(ServerDb *db);
+
+/* Append a JSON array of instances (most recently seen first, at most limit; of one channel if channel) to out. */
+int server_db_instances_json(ServerDb *db, OmahaBuf *out, const char *channel, unsigned limit);
+/* Append a JSON array of the last events (newest first, at most limit), of one machine if machine_id. */
+int server_db_events_json(ServerDb *db, OmahaBuf *out, const char *machine_id, unsigned limit);
+
+typedef struct DbChannelStats {
+        int64_t granted_period;  /* machines granted version in the current period */
+        int64_t granted_total;   /* machines granted version ever */
+        int64_t on_version;      /* instances of this channel reporting version */
+        int64_t instances;       /* instances of this channel */
+} DbChannelStats;
+int server_db_channel_stats(ServerDb *db, const char *channel, const char *version, int64_t period_start,
+                            DbChannelStats *ret);

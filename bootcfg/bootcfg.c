@@ -150,10 +150,10 @@ static int find_part(const struct gpt_table *t, const char *label, struct bootcf
         return 0;
 }
 
-int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *ret_error, size_t size) {
+int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *errbuf, size_t size) {
         char scratch[8];
-        if (!ret_error) {
-                ret_error = scratch;
+        if (!errbuf) {
+                errbuf = scratch;
                 size = sizeof scratch;
         }
         _cleanup_bootcfg_ struct bootcfg *b = calloc(1, sizeof *b);
@@ -171,14 +171,14 @@ int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *re
                 if (!b->disk)
                         return -ENOMEM;
         } else {
-                r = find_live_disk(&b->disk, ret_error, size);
+                r = find_live_disk(&b->disk, errbuf, size);
                 if (r < 0)
                         return r;
         }
         b->fd = open(b->disk, (o->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
         if (b->fd < 0) {
                 r = negative_errno();
-                snprintf(ret_error, size, "cannot open \"%s\": %s", b->disk, strerror(-r));
+                snprintf(errbuf, size, "cannot open \"%s\": %s", b->disk, strerror(-r));
                 return r;
         }
         /* The layout may come from either GPT copy; the gpt backend itself insists on both. */
@@ -188,14 +188,14 @@ int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *re
         if (r < 0) {
                 char desc[200];
                 gpt_status_describe(&st, desc, sizeof desc);
-                snprintf(ret_error, size, "no usable GPT on \"%s\" (%s)", b->disk, desc);
+                snprintf(errbuf, size, "no usable GPT on \"%s\" (%s)", b->disk, desc);
                 return r;
         }
-        r = find_part(t, BOOTCFG_ESP_LABEL, &b->esp, b->disk, ret_error, size);
+        r = find_part(t, BOOTCFG_ESP_LABEL, &b->esp, b->disk, errbuf, size);
         if (r >= 0)
-                r = find_part(t, "USR-A", &b->usr[BOOTCFG_SLOT_A], b->disk, ret_error, size);
+                r = find_part(t, "USR-A", &b->usr[BOOTCFG_SLOT_A], b->disk, errbuf, size);
         if (r >= 0)
-                r = find_part(t, "USR-B", &b->usr[BOOTCFG_SLOT_B], b->disk, ret_error, size);
+                r = find_part(t, "USR-B", &b->usr[BOOTCFG_SLOT_B], b->disk, errbuf, size);
         if (r < 0)
                 return r;
 
@@ -209,7 +209,7 @@ int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *re
                 if (!cmdline && !o->disk)
                         cmdline = "/proc/cmdline";
                 if (cmdline) {
-                        r = booted_from_cmdline(cmdline, &b->booted, ret_error, size);
+                        r = booted_from_cmdline(cmdline, &b->booted, errbuf, size);
                         if (r < 0)
                                 return r;
                 }

@@ -78,8 +78,8 @@ struct bootcfg_io {
 struct bootcfg;
 
 /* Open the disk, find EFI-SYSTEM/USR-A/USR-B by PARTLABEL, and the booted slot. Nothing is read from the
- * backend yet. On error, ret_error (size bytes, may be NULL) gets one line naming what failed. */
-int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *ret_error, size_t size);
+ * backend yet. On error, errbuf (size bytes, may be NULL) gets one line naming what failed. */
+int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *errbuf, size_t size);
 void bootcfg_free(struct bootcfg *b);
 static inline void bootcfg_freep(struct bootcfg **b) {
         bootcfg_free(*b);

@@ -12,6 +12,7 @@
 
 #define FAT_DIR_MAX_BYTES (65536u * 32u) /* the FAT spec caps a directory at 65536 entries */
 #define FAT_NAME_MAX 256
+#define FAT_LFN_SLOTS 20 /* 20 x 13 UTF-16 units >= 255 characters */
 
 struct fat_vol {
         int fd;
@@ -191,7 +192,7 @@ static void short_name(const uint8_t *e, char out[13]) {
 
 /* Find name in one directory buffer; fills the 32-byte entry. */
 static int dir_find(const uint8_t *dir, size_t len, const char *name, uint8_t ret_entry[32]) {
-        uint16_t lfn[FAT_NAME_MAX];
+        uint16_t lfn[FAT_LFN_SLOTS * 13];
         int lfn_count = 0, lfn_seen = 0;
         uint8_t lfn_sum = 0;
         for (size_t off = 0; off + 32 <= len; off += 32) {
@@ -204,7 +205,7 @@ static int dir_find(const uint8_t *dir, size_t len, const char *name, uint8_t re
                 }
                 if ((e[11] & 0x3f) == 0x0f) { /* long-name slot */
                         int ord = e[0] & 0x3f;
-                        if (ord == 0 || ord > 20) {
+                        if (ord == 0 || ord > FAT_LFN_SLOTS) {
                                 lfn_count = 0;
                                 continue;
                         }
@@ -212,7 +213,7 @@ static int dir_find(const uint8_t *dir, size_t len, const char *name, uint8_t re
                                 lfn_count = ord;
                                 lfn_seen = 0;
                                 lfn_sum = e[13];
-                                for (int i = 0; i < FAT_NAME_MAX; i++)
+                                for (size_t i = 0; i < ELEMENTSOF(lfn); i++)
                                         lfn[i] = 0xffff;
                         } else if (lfn_count == 0 || e[13] != lfn_sum || ord > lfn_count) {
                                 lfn_count = 0;
@@ -230,7 +231,7 @@ static int dir_find(const uint8_t *dir, size_t len, const char *name, uint8_t re
                 }
                 bool match = false;
                 if (lfn_count > 0 && lfn_seen == (1 << lfn_count) - 1 && lfn_checksum(e) == lfn_sum) {
-                        char ln[FAT_NAME_MAX + 1];
+                        char ln[FAT_LFN_SLOTS * 13 + 1];
                         int n = 0;
                         for (; n < lfn_count * 13 && lfn[n] != 0 && lfn[n] != 0xffff; n++)
                                 ln[n] = lfn[n] < 0x80 ? (char)lfn[n] : '?';
@@ -316,6 +317,12 @@ int fat_lookup(int fd, uint64_t vol_offset, uint64_t vol_size, const char *path,
                                 f.contiguous = false;
                         c = next;
                 }
+                uint32_t after;
+                r = fat_next(&v, c, &after);
+                if (r < 0)
+                        return r;
+                if (after != 0)
+                        return -EBADMSG; /* chain longer than the size */
                 f.offset = cluster_offset(&v, f.first_cluster);
                 if (f.contiguous && (f.offset > vol_size || f.size > vol_size - f.offset))
                         return -EBADMSG;

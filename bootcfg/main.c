@@ -199,9 +199,7 @@ int main(int argc, char **argv) {
                 return 2;
         }
         int slot = -1;
-        if (nargs >= 1 && strcmp(verb, "verify") != 0 ? parse_slot_arg(args[0], &slot) < 0 : false)
-                return 2;
-        if (strcmp(verb, "verify") == 0 && parse_slot_arg(args[0], &slot) < 0)
+        if (nargs >= 1 && parse_slot_arg(args[0], &slot) < 0) /* every verb's first argument is a slot */
                 return 2;
         o.writable = verbs[v].writes;
 

@@ -128,7 +128,7 @@ mkimage -o "$W/oem.img" --size "${OEM_SIZE}M" --seed "$SEED-oem" --label OEM --r
 
 # 6. GRUB. One early config for both firmwares finds the ESP by its FAT volume id, then reads grub.cfg.
 ESP_SERIAL=$(printf '%s' "$SEED-esp" | sha256sum | cut -c1-8 | tr a-f A-F)
-ESP_UUID=${ESP_SERIAL:0:4}-${ESP_SERIAL:4:4}
+ESP_UUID=$(echo "${ESP_SERIAL:0:4}-${ESP_SERIAL:4:4}" | tr A-F a-f)
 sed "s/@ESP_UUID@/$ESP_UUID/" image/grub/early.cfg >"$W/early.cfg"
 GRUB_MODS="part_gpt fat ext2 normal configfile search search_fs_uuid test echo regexp probe loadenv
            linux serial terminal sleep reboot halt true"
@@ -140,7 +140,7 @@ grub-editenv "$W/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0
 cp "$W/grubenv" "$W/grubenv.bak"
 ESP=$W/esp.img
 rm -f "$ESP"
-mkfs.vfat -C -F 32 -n EFI-SYSTEM -i "$ESP_SERIAL" --invariant "$ESP" $((ESP_SIZE * 1024)) >/dev/null
+mkfs.vfat -C -F 32 -n EFI-SYSTEM -i "$ESP_SERIAL" "$ESP" $((ESP_SIZE * 1024)) >/dev/null
 mkdir -p "$W/esp/EFI/BOOT"
 cp "$W/BOOTX64.EFI" image/grub/grub.cfg "$W/grubenv" "$W/grubenv.bak" "$W/esp/EFI/BOOT/"
 find "$W/esp" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

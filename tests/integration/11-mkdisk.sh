@@ -9,29 +9,14 @@ BOOT_IMG=/usr/lib/grub/i386-pc/boot.img
 [ -f $BOOT_IMG ] || { echo "skip: $BOOT_IMG missing (grub-pc-bin)"; exit 77; }
 
 W=$(mktemp -d)
-LOOPS=() NODES=() MNTS=()
+. "$(dirname "$0")/../lib/loop.sh"
 cleanup() {
-        for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || true; done
-        for l in "${LOOPS[@]}"; do partx -d "$l" 2>/dev/null || true; losetup -d "$l" 2>/dev/null || true; done
-        for n in "${NODES[@]}"; do rm -f "$n"; done
+        loop_cleanup
         rm -rf "$W"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# Attach an image with partitions; the kernel may lack a GPT parser (then partx adds them) and there may be no
-# udev (then we make the nodes). Sets ATTACHED to the loop device (not in a subshell: cleanup needs LOOPS/NODES).
-attach() {
-        local l b p n
-        l=$(losetup -f --show -P "$1") || return 1
-        LOOPS+=("$l"); b=$(basename "$l"); ATTACHED=$l
-        ls /sys/block/$b/${b}p* >/dev/null 2>&1 || partx -a "$l" >/dev/null 2>&1 || true
-        for p in /sys/block/$b/${b}p*; do
-                [ -e "$p/dev" ] || continue
-                n=/dev/$(basename "$p")
-                [ -e "$n" ] || { mknod "$n" b "$(cut -d: -f1 "$p/dev")" "$(cut -d: -f2 "$p/dev")"; NODES+=("$n"); }
-        done
-}
 
 cd "$W"
 head -c 3000000 /dev/urandom >usr.bin
@@ -101,18 +86,18 @@ core_sectors=$(( ($(stat -c %s core.img) + 511) / 512 ))
 # 6. Oracle: the real grub-bios-setup --no-rs-codes on a copy built without boot code must produce the same
 #    MBR and BIOS-BOOT bytes. Needs root, loop devices and a mountable ext4 for GRUB's directory.
 SETUP=/usr/lib/grub/i386-pc/grub-bios-setup
-if [ "$(id -u)" = 0 ] && [ -x $SETUP ] && "$MKDISK" -o plain.img --size 1300M --seed one "${LAYOUT[@]}" && attach plain.img \
-        && L=$ATTACHED && [ -b "${L}p1" ]; then
-        mkfs.ext4 -q "${L}p1" && mkdir -p m && mount "${L}p1" m && MNTS+=("$W/m")
+if [ "$(id -u)" = 0 ] && [ -x $SETUP ] && "$MKDISK" -o plain.img --size 1300M --seed one "${LAYOUT[@]}" && loop_attach plain.img \
+        && L=$LOOP_DEV && [ -b "${L}p1" ]; then
+        mkfs.ext4 -q "${L}p1" && mkdir -p m && mount "${L}p1" m && LOOP_MNTS+=("$W/m")
         cp $BOOT_IMG core.img m/
         $SETUP --no-rs-codes -d m -b boot.img -c core.img "$L"
-        umount m; MNTS=()
+        umount m; LOOP_MNTS=()
         cmp <(head -c 512 plain.img) <(head -c 512 disk.img) || fail "MBR differs from grub-bios-setup's"
         cmp <(dd if=plain.img bs=512 skip=133120 count=4096 status=none) <(dd if=disk.img bs=512 skip=133120 count=4096 status=none) \
                 || fail "BIOS-BOOT differs from grub-bios-setup's"
         echo "grub-bios-setup oracle: MBR and BIOS-BOOT identical"
         # blkid on the loop partitions of our image sees every PARTLABEL.
-        attach disk.img; L2=$ATTACHED
+        loop_attach disk.img; L2=$LOOP_DEV
         for pl in EFI-SYSTEM BIOS-BOOT USR-A USR-B OEM ROOT; do
                 blkid -p -s PART_ENTRY_NAME -o value "${L2}p$(sgdisk -p disk.img | awk -v l=$pl '$NF == l {print $1}')" | grep -qx "$pl" \
                         || fail "blkid does not find PARTLABEL $pl"

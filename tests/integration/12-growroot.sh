@@ -8,25 +8,13 @@ for b in "$MKDISK" "$GROW"; do [ -x "$b" ] || { echo "FAIL: $b not built"; exit 
 for t in sgdisk mkfs.ext4 e2fsck partx; do command -v $t >/dev/null || { echo "skip: $t not installed"; exit 77; }; done
 
 W=$(mktemp -d)
-LOOPS=() NODES=() MNTS=()
+. "$(dirname "$0")/../lib/loop.sh"
 cleanup() {
-        for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || true; done
-        for l in "${LOOPS[@]}"; do partx -d "$l" 2>/dev/null || true; losetup -d "$l" 2>/dev/null || true; done
-        for n in "${NODES[@]}"; do rm -f "$n"; done
+        loop_cleanup
         rm -rf "$W"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-# Partition nodes: the kernel may lack a GPT parser (partx adds them from userspace) and there may be no udev.
-mknodes() {
-        local b p n
-        b=$(basename "$1")
-        for p in /sys/block/$b/${b}p*; do
-                [ -e "$p/dev" ] || continue
-                n=/dev/$(basename "$p")
-                [ -e "$n" ] || { mknod "$n" b "$(cut -d: -f1 "$p/dev")" "$(cut -d: -f2 "$p/dev")"; NODES+=("$n"); }
-        done
-}
 cd "$W"
 
 # ROOT's filesystem, made on a plain file and copied in by mkdisk.
@@ -40,11 +28,11 @@ truncate -s +256M disk.img
 sectors=$(( $(stat -c %s disk.img) / 512 ))
 
 L=$(losetup -f --show -P disk.img 2>/dev/null) || { echo "skip: losetup failed (no loop devices)"; exit 77; }
-LOOPS+=("$L")
+LOOP_DEVS+=("$L")
 ls /sys/block/$(basename $L)/$(basename $L)p* >/dev/null 2>&1 || partx -a "$L"
-mknodes "$L"
+loop_mknodes "$L"
 [ -b "${L}p9" ] || fail "no ${L}p9 after partx"
-mkdir m && mount "${L}p9" m && MNTS+=("$W/m")
+mkdir m && mount "${L}p9" m && LOOP_MNTS+=("$W/m")
 echo hello >m/file
 before=$(df -B1 --output=size m | tail -1)
 
@@ -84,7 +72,7 @@ if ! have_resource_cap; then
         set +e; "$GROW" "$L" ROOT m >out.txt 2>err.txt; rc=$?; set -e
         cat out.txt err.txt
         [ $rc -ne 0 ] && grep -q "Cannot grow the filesystem" err.txt || fail "expected the ext4 resize to be refused without CAP_SYS_RESOURCE"
-        umount m; MNTS=()
+        umount m; LOOP_MNTS=()
         check_gpt
         echo "skip: online ext4 resize needs CAP_SYS_RESOURCE, which this machine withholds (GPT move, ROOT extension, BLKPG and e2fsck were checked and passed)"
         exit 77
@@ -101,6 +89,6 @@ echo "df: $before -> $after"
 "$GROW" "$L" ROOT m | tee out2.txt
 grep -qx "cairn-growroot: ROOT already fills the disk" out2.txt || fail "second run was not a no-op: $(cat out2.txt)"
 
-umount m; MNTS=()
+umount m; LOOP_MNTS=()
 check_gpt
 echo "12-growroot: all checks passed"

@@ -69,7 +69,7 @@ vm_start() {
         if [ $tpm = 1 ]; then
                 mkdir -p "$d/tpm"
                 swtpm socket --tpm2 --tpmstate "dir=$d/tpm" --ctrl "type=unixio,path=$d/tpm/swtpm.sock" \
-                        --log "file=$d/tpm/log" --daemon || return 1
+                        --log "file=$d/tpm/log" --pid "file=$d/tpm/swtpm.pid" --daemon || return 1
                 for _ in $(seq 50); do [ -S "$d/tpm/swtpm.sock" ] && break; sleep 0.1; done
                 args+=(-chardev "socket,id=chrtpm,path=$d/tpm/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
                         -device tpm-crb,tpmdev=tpm0)
@@ -149,10 +149,13 @@ vm_poweroff() {
 
 vm_kill() {
         local name=$1 d=$VM_DIR/$1 p
-        [ -n "${VM_PID[$name]:-}" ] && kill -9 "${VM_PID[$name]}" 2>/dev/null
-        wait "${VM_PID[$name]:-0}" 2>/dev/null
-        for p in cat.pid catmon.pid; do [ -f "$d/$p" ] && kill "$(cat "$d/$p")" 2>/dev/null; rm -f "$d/$p"; done
-        [ -f "$d/tpm/swtpm.pid" ] && kill "$(cat "$d/tpm/swtpm.pid")" 2>/dev/null
+        if [ -n "${VM_PID[$name]:-}" ]; then
+                kill -9 "${VM_PID[$name]}" 2>/dev/null || true
+                wait "${VM_PID[$name]}" 2>/dev/null || true
+        fi
+        for p in cat.pid catmon.pid tpm/swtpm.pid; do
+                if [ -f "$d/$p" ]; then kill "$(cat "$d/$p")" 2>/dev/null || true; rm -f "$d/$p"; fi
+        done
         unset "VM_PID[$name]"
         return 0
 }
@@ -160,6 +163,6 @@ vm_kill() {
 vm_cleanup() {
         local n
         for n in "${!VM_PID[@]}"; do vm_kill "$n"; done
-        pkill -f "swtpm socket --tpm2 --tpmstate dir=$VM_DIR/" 2>/dev/null
+        pkill -f "swtpm socket --tpm2 --tpmstate dir=$VM_DIR/" 2>/dev/null || true
         [ -n "${KEEP_VM:-}" ] || rm -rf "$VM_DIR"
 }

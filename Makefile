@@ -66,23 +66,26 @@ deps:
 	@scripts/deps.sh
 
 # The default bootable image: out/cairn.img and out/cairn.qcow2.
-image: deps all
+image: deps
+	$(MAKE) -j2 all
 	@scripts/build-image.sh
 
 run:
 	@scripts/run-vm.sh out/cairn.img
 
+# The whole suite: builds (plain, ASan+UBSan, fuzzers), the default image, then every test.
 check: deps
-	$(MAKE) all
-	$(MAKE) unit
-	$(MAKE) SAN=1 BUILD=build/asan unit
-	$(MAKE) fuzz
+	$(MAKE) -j2 all unit
+	$(MAKE) -j2 SAN=1 BUILD=build/asan unit
+	$(MAKE) -j2 fuzz
+	@scripts/build-image.sh
 	@tests/run.sh
 
 check-long: check
 	@CAIRN_LONG=1 tests/run.sh --long
 
-bench: deps all
+bench: deps
+	$(MAKE) -j2 all
 	@scripts/bench/run.sh
 
 clean:

@@ -140,7 +140,11 @@ grub-editenv "$W/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0
 cp "$W/grubenv" "$W/grubenv.bak"
 ESP=$W/esp.img
 rm -f "$ESP"
-mkfs.vfat -C -F 32 -n EFI-SYSTEM -i "$ESP_SERIAL" "$ESP" $((ESP_SIZE * 1024)) >/dev/null
+# --invariant: fixed times and volume id (mkfs.fat ignores SOURCE_DATE_EPOCH); then set our volume id in the
+# FAT32 boot sector and its backup (sector 6), byte 0x43, little-endian.
+mkfs.vfat -C -F 32 -n EFI-SYSTEM --invariant "$ESP" $((ESP_SIZE * 1024)) >/dev/null
+serial_le=$(printf '\\x%s\\x%s\\x%s\\x%s' "${ESP_SERIAL:6:2}" "${ESP_SERIAL:4:2}" "${ESP_SERIAL:2:2}" "${ESP_SERIAL:0:2}")
+for off in $((0x43)) $((6 * 512 + 0x43)); do printf "$serial_le" | dd of="$ESP" bs=1 seek=$off conv=notrunc status=none; done
 mkdir -p "$W/esp/EFI/BOOT"
 cp "$W/BOOTX64.EFI" image/grub/grub.cfg "$W/grubenv" "$W/grubenv.bak" "$W/esp/EFI/BOOT/"
 find "$W/esp" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

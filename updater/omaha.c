@@ -440,3 +440,163 @@ int omaha_response_write(OmahaBuf *out, const char *server, long daystart_elapse
         obuf_puts(out, "</response>\n");
         return out->err;
 }
+
+/* ---- response parser (agent side) ---- */
+
+typedef struct RespState {
+        XML_Parser parser;
+        OmahaResponse *resp;
+        int depth;
+        int elements;
+        int apps;        /* <app> elements seen; only the first is read */
+        bool in_app, in_uc, in_manifest;
+        bool got_package;
+        int error;
+} RespState;
+
+static void rstop(RespState *s, int error) {
+        if (!s->error)
+                s->error = error;
+        XML_StopParser(s->parser, XML_FALSE);
+}
+
+static const char *find_attr(const XML_Char **attrs, const char *name) {
+        for (const XML_Char **a = attrs; a[0]; a += 2)
+                if (strcmp(a[0], name) == 0)
+                        return a[1];
+        return NULL;
+}
+
+static int copy_opt(char *dst, const char *src, size_t max) {
+        if (!src)
+                return 0;
+        size_t n = strlen(src);
+        if (n > max)
+                return -ENAMETOOLONG;
+        memcpy(dst, src, n + 1);
+        return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *ret) {
+        if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 19)
+                return -EINVAL;
+        *ret = strtoull(s, NULL, 10);
+        return 0;
+}
+
+static void on_rstart(void *ud, const XML_Char *name, const XML_Char **attrs) {
+        RespState *s = ud;
+        if (s->error)
+                return;
+        if (++s->depth > OMAHA_MAX_DEPTH)
+                return rstop(s, -ELOOP);
+        if (++s->elements > OMAHA_MAX_ELEMENTS)
+                return rstop(s, -E2BIG);
+        size_t n_attrs = 0;
+        for (const XML_Char **a = attrs; a[0]; a += 2)
+                n_attrs++;
+        if (n_attrs > OMAHA_MAX_ATTRS)
+                return rstop(s, -E2BIG);
+
+        OmahaResponse *r = s->resp;
+        int e = 0;
+        if (s->depth == 1) {
+                if (strcmp(name, "response") != 0)
+                        return rstop(s, -EBADMSG);
+                const char *protocol = find_attr(attrs, "protocol");
+                if (!protocol || strcmp(protocol, "3.0") != 0)
+                        return rstop(s, -EPROTONOSUPPORT);
+        } else if (s->depth == 2 && strcmp(name, "app") == 0) {
+                if (++s->apps > OMAHA_MAX_APPS)
+                        return rstop(s, -E2BIG);
+                s->in_app = s->apps == 1;
+                if (s->in_app)
+                        e = copy_opt(r->app_status, find_attr(attrs, "status"), OMAHA_ATTR_MAX);
+        } else if (!s->in_app) {
+                /* outside the first <app>: ignored */
+        } else if (s->depth == 3 && strcmp(name, "updatecheck") == 0) {
+                s->in_uc = true;
+                r->has_updatecheck = true;
+                e = copy_opt(r->uc_status, find_attr(attrs, "status"), OMAHA_ATTR_MAX);
+                uint64_t v;
+                if (parse_u64(find_attr(attrs, "PollInterval"), &v) >= 0 && v <= 7 * 24 * 3600)
+                        r->poll_interval = (unsigned)v;
+        } else if (s->depth == 3 && strcmp(name, "event") == 0) {
+                r->n_events++;
+        } else if (s->in_uc && s->depth == 5 && strcmp(name, "url") == 0) {
+                const char *cb = find_attr(attrs, "codebase");
+                if (cb && r->n_urls < OMAHA_MAX_URLS) {
+                        e = copy_opt(r->urls[r->n_urls], cb, OMAHA_URL_MAX);
+                        if (e >= 0)
+                                r->n_urls++;
+                }
+        } else if (s->in_uc && s->depth == 4 && strcmp(name, "manifest") == 0) {
+                s->in_manifest = true;
+                e = copy_opt(r->version, find_attr(attrs, "version"), OMAHA_ATTR_MAX);
+        } else if (s->in_manifest && s->depth == 6 && strcmp(name, "package") == 0) {
+                if (!s->got_package) { /* only the first package is used */
+                        s->got_package = true;
+                        e = copy_opt(r->package_name, find_attr(attrs, "name"), OMAHA_ATTR_MAX);
+                        uint64_t v;
+                        if (parse_u64(find_attr(attrs, "size"), &v) >= 0)
+                                r->package_size = v;
+                }
+        } else if (s->in_manifest && s->depth == 6 && strcmp(name, "action") == 0) {
+                const char *ev = find_attr(attrs, "event");
+                if (ev && strcmp(ev, "postinstall") == 0)
+                        e = copy_opt(r->sha256_b64, find_attr(attrs, "sha256"), OMAHA_ATTR_MAX);
+        }
+        if (e < 0)
+                rstop(s, e);
+}
+
+static void on_rend(void *ud, const XML_Char *name) {
+        RespState *s = ud;
+        if (s->depth == 2)
+                s->in_app = false;
+        else if (s->depth == 3)
+                s->in_uc = false;
+        else if (s->depth == 4)
+                s->in_manifest = false;
+        s->depth--;
+}
+
+static void on_rdoctype(void *ud, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
+                        int has_internal_subset) {
+        rstop(ud, -EPERM);
+}
+
+static void on_rentity(void *ud, const XML_Char *name, int is_param, const XML_Char *value, int value_len,
+                       const XML_Char *base, const XML_Char *sysid, const XML_Char *pubid,
+                       const XML_Char *notation) {
+        rstop(ud, -EPERM);
+}
+
+int omaha_response_parse(const char *untrusted, size_t len, OmahaResponse **ret_resp) {
+        if (len > OMAHA_MAX_BODY)
+                return -EMSGSIZE;
+        if (len > INT_MAX)
+                return -EMSGSIZE;
+        _cleanup_free_ OmahaResponse *resp = calloc(1, sizeof *resp);
+        if (!resp)
+                return -ENOMEM;
+        _cleanup_(XML_ParserFreep) XML_Parser p = XML_ParserCreate(NULL);
+        if (!p)
+                return -ENOMEM;
+        RespState s = { .parser = p, .resp = resp };
+        XML_SetUserData(p, &s);
+        XML_SetElementHandler(p, on_rstart, on_rend);
+        XML_SetStartDoctypeDeclHandler(p, on_rdoctype);
+        XML_SetEntityDeclHandler(p, on_rentity);
+        XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+
+        enum XML_Status st = XML_Parse(p, untrusted, (int)len, XML_TRUE);
+        if (s.error)
+                return s.error;
+        if (st != XML_STATUS_OK)
+                return -EBADMSG;
+        if (s.apps == 0)
+                return -EBADMSG;
+        *ret_resp = TAKE_PTR(resp);
+        return 0;
+}

@@ -130,3 +130,28 @@ typedef struct OmahaAppAnswer {
 /* Append a whole <response protocol="3.0"> document to out. */
 int omaha_response_write(OmahaBuf *out, const char *server, long daystart_elapsed, const OmahaAppAnswer *apps,
                          size_t n_apps);
+
+/* ---- Response parser (agent side) ---- */
+
+#define OMAHA_MAX_URLS 4              /* <url> elements kept (more are ignored) */
+#define OMAHA_URL_MAX 1024            /* bytes of one codebase URL */
+
+/* What the agent needs from a <response>: the first <app> only (update_engine does the same). Strings that were
+ * absent are "". Nothing in here is trusted: the payload's own signature decides. */
+typedef struct OmahaResponse {
+        char app_status[OMAHA_ATTR_MAX + 1];
+        bool has_updatecheck;
+        char uc_status[OMAHA_ATTR_MAX + 1];   /* "noupdate", "ok", "error-…" */
+        unsigned poll_interval;               /* updatecheck@PollInterval seconds, 0 when absent/invalid */
+        size_t n_urls;
+        char urls[OMAHA_MAX_URLS][OMAHA_URL_MAX + 1];
+        char version[OMAHA_ATTR_MAX + 1];     /* manifest@version */
+        char package_name[OMAHA_ATTR_MAX + 1];
+        uint64_t package_size;                /* 0 when absent or not a number */
+        char sha256_b64[OMAHA_ATTR_MAX + 1];  /* postinstall action@sha256 */
+        size_t n_events;                      /* <event status="ok"> acknowledgements */
+} OmahaResponse;
+
+/* Parse an Omaha v3 <response>. Same limits and errors as omaha_request_parse() (root must be <response
+ * protocol="3.0">); a URL longer than OMAHA_URL_MAX is -ENAMETOOLONG; a document without <app> is -EBADMSG. */
+int omaha_response_parse(const char *untrusted, size_t len, OmahaResponse **ret_resp) _warn_unused_result_;

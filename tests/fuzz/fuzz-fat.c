@@ -13,7 +13,7 @@ static int fd = -1;
 /* The lookups a bootcfg run makes, plus paths through files, directories and odd separators. */
 static const char *const paths[] = {
         "EFI/BOOT/grubenv", "EFI/BOOT/grubenv.bak", "/EFI/BOOT/GRUBENV.BAK", "EFI", "grubenv", "EFI//BOOT/",
-        "EFI/BOOT/grubenv/x", "",
+        "EFI/BOOT/grubenv/x", "", "EFI/A-rather-long-directory-name-for-lfn/some file with spaces.recipe",
 };
 
 static void lookup(uint64_t vol_size, const char *path) {

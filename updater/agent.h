@@ -1,0 +1,300 @@
+/* updater/agent.h — the host update agent (cairn-updated): config, state file, Omaha client, fetch, apply, health gate. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "macro.h"
+#include "omaha.h"
+#include "payload.h"
+
+#define AGENT_APPID "{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}"
+#define AGENT_VERSION_MAX 64
+#define AGENT_ERROR_MAX 320
+#define AGENT_FAILED_MAX 16        /* versions remembered as failed (never retried automatically) */
+#define AGENT_CONF_MAX (64u * 1024u)
+#define AGENT_STATE_MAX (16u * 1024u)
+
+/* ---- Config (agent-config.c) ---- */
+
+typedef enum AgentRebootStrategy {
+        AGENT_REBOOT_REBOOT = 0,
+        AGENT_REBOOT_OFF = 1,
+        AGENT_REBOOT_ETCD_LOCK = 2,  /* recognised, not implemented yet: refused at load */
+        AGENT_REBOOT_FLEETLOCK = 3,  /* same */
+        _AGENT_REBOOT_MAX,
+} AgentRebootStrategy;
+
+typedef struct AgentConfig {
+        char group[65];              /* GROUP (Omaha track), default "stable" */
+        char server[1024];           /* SERVER: the Omaha URL (…/v1/update/) */
+        AgentRebootStrategy reboot_strategy;
+        char reboot_command[512];    /* REBOOT_COMMAND, default "reboot" (run with /bin/sh -c) */
+        uint64_t rate_limit;         /* DOWNLOAD_RATE_LIMIT bytes/s (K/M/G suffixes), 0 = unlimited */
+        char proxy[1024];            /* PROXY, "" = libcurl's default (environment) */
+        char ca_file[1024];          /* CA_FILE, "" = system store */
+        unsigned check_interval;     /* CHECK_INTERVAL seconds, default 3600 (jittered ±10%) */
+        unsigned first_check_delay;  /* FIRST_CHECK_DELAY seconds, default 300 (jittered) */
+        unsigned backoff_base;       /* BACKOFF_BASE seconds, default 60: first retry after a failure */
+        unsigned backoff_max;        /* BACKOFF_MAX seconds, default 14400 */
+        unsigned health_timeout;     /* HEALTH_TIMEOUT seconds per check script, default 60 */
+        unsigned http_timeout;       /* HTTP_STALL_TIMEOUT seconds without a byte before giving up, default 60 */
+} AgentConfig;
+
+void agent_config_init(AgentConfig *c);
+/* Apply one KEY=VALUE text (later calls override earlier ones). Unknown keys are ignored; '#' comments; values
+ * may be quoted. -EINVAL on a bad value, -EOPNOTSUPP for a reboot strategy that is not implemented yet, with
+ * *ret_line (may be NULL) the 1-based line. */
+int agent_config_parse(AgentConfig *c, const char *text, size_t len, unsigned *ret_line);
+/* Load ROOT/usr/share/cairn/update.conf < ROOT/oem/update.conf < ROOT/etc/cairn/update.conf (missing files are
+ * skipped). On error *ret_path (may be NULL) names the file (static buffer) and *ret_line the line. */
+int agent_config_load(AgentConfig *c, const char *root, const char **ret_path, unsigned *ret_line);
+const char *agent_reboot_strategy_name(AgentRebootStrategy s);
+
+/* ---- Persistent state (agent-state.c) ---- */
+
+typedef enum AgentStatus {
+        AGENT_IDLE,
+        AGENT_CHECKING,
+        AGENT_DOWNLOADING,
+        AGENT_VERIFYING,
+        AGENT_FINALIZING,
+        AGENT_UPDATED_NEED_REBOOT,
+        AGENT_REPORTING_ERROR,
+        _AGENT_STATUS_MAX,
+} AgentStatus;
+const char *agent_status_name(AgentStatus s);
+int agent_status_from_name(const char *s);
+
+typedef struct AgentState {
+        AgentStatus status;
+        char current_version[AGENT_VERSION_MAX + 1];
+        char new_version[AGENT_VERSION_MAX + 1];
+        uint64_t new_size;
+        uint32_t chunks_done, chunks_total;
+        int64_t last_check;                 /* Unix seconds of the last completed check, 0 never */
+        char last_error[AGENT_ERROR_MAX];
+        unsigned failures;                  /* consecutive failed cycles (backoff) */
+        uint64_t bytes_downloaded, bytes_reused; /* of the last apply */
+        /* A slot written and made next, waiting for the reboot. */
+        char staged_version[AGENT_VERSION_MAX + 1];
+        int staged_slot;                    /* -1 none */
+        char staged_boot_id[64];
+        char previous_version[AGENT_VERSION_MAX + 1]; /* the version we updated from (event 3 previousversion) */
+        size_t n_failed;
+        char failed[AGENT_FAILED_MAX][AGENT_VERSION_MAX + 1];
+        /* Resume record of an interrupted apply: chunks [0, resume_next) of resume_slot are written and synced. */
+        char resume_version[AGENT_VERSION_MAX + 1];
+        uint8_t resume_image_sha256[SHA256_SIZE];
+        uint64_t resume_payload_size;
+        int resume_slot;                    /* -1 none */
+        uint32_t resume_next;
+} AgentState;
+
+void agent_state_init(AgentState *s);
+/* Parse the state file text; unknown keys ignored, bad values -EBADMSG. */
+int agent_state_parse(AgentState *s, const char *text, size_t len);
+/* KEY=VALUE text of the state (caller frees). */
+int agent_state_format(const AgentState *s, char **ret_text, size_t *ret_len);
+/* Read DIR/state (missing file: a fresh state, 0) / write it atomically (temp + fsync + rename + fsync dir). */
+int agent_state_load(AgentState *s, const char *dir);
+int agent_state_save(const AgentState *s, const char *dir);
+bool agent_state_is_failed(const AgentState *s, const char *version);
+void agent_state_add_failed(AgentState *s, const char *version);
+/* Human (multi-line) or JSON text of the state for `cairnctl status`; daemon_running is shown as is. */
+int agent_status_text(const AgentState *s, bool json, bool daemon_running, char **ret_text);
+
+/* ---- Scheduling (agent-config.c) ---- */
+
+/* base ± pct% uniformly from rnd (any 32-bit random value). */
+unsigned agent_jitter(unsigned base, unsigned pct, uint32_t rnd);
+/* Delay before the next try after `failures` (>= 1) consecutive failures: base·2^(failures-1) capped at max,
+ * then jittered into [d/2, d]. */
+unsigned agent_backoff(unsigned failures, unsigned base, unsigned max, uint32_t rnd);
+
+/* ---- HTTP (agent-http.c, libcurl; CURLcode converted here only) ---- */
+
+typedef struct AgentHttp AgentHttp;
+typedef struct AgentHttpOptions {
+        uint64_t rate_limit;        /* bytes/s, 0 unlimited */
+        const char *proxy;          /* NULL/"" default */
+        const char *ca_file;        /* NULL/"" system */
+        unsigned stall_timeout;     /* seconds below 1 byte/s before aborting */
+        unsigned connect_timeout;   /* seconds */
+} AgentHttpOptions;
+
+int agent_http_new(const AgentHttpOptions *o, AgentHttp **ret);
+void agent_http_free(AgentHttp *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AgentHttp *, agent_http_free);
+#define _cleanup_http_ _cleanup_(agent_http_freep)
+/* Detail of the last failure ("HTTP 500 from '…'", "Timeout was reached", …). */
+const char *agent_http_error(const AgentHttp *h);
+/* POST body (text/xml) and collect at most max bytes of a 200 answer into out. */
+int agent_http_post(AgentHttp *h, const char *url, const char *body, size_t len, size_t max, OmahaBuf *out);
+/* GET bytes [off, off+len) with a Range request and hand them to sink in pieces; exactly len bytes must come
+ * (206, or 200 only when the range is the whole file). sink returns < 0 to abort with that error. Counts the
+ * received bytes into *bytes_counter (may be NULL). */
+typedef int (*agent_sink_fn)(void *userdata, const uint8_t *data, size_t n);
+int agent_http_get_range(AgentHttp *h, const char *url, uint64_t off, uint64_t len, agent_sink_fn sink,
+                         void *userdata, uint64_t *bytes_counter);
+
+/* ---- Omaha client (agent-omaha.c) ---- */
+
+typedef struct AgentRequest {
+        const char *appid, *version, *track, *machineid, *board, *bootid, *oem;
+        bool interactive;       /* installsource ondemandupdate instead of scheduler */
+        bool updatecheck;
+        bool ping;
+        int event_type;         /* 0: no event */
+        int event_result;
+        int event_errorcode;
+        const char *previousversion;
+} AgentRequest;
+int agent_omaha_request_xml(const AgentRequest *r, OmahaBuf *out);
+
+/* A validated update offer. */
+typedef struct AgentOffer {
+        bool update;            /* false: noupdate */
+        char version[AGENT_VERSION_MAX + 1];
+        char url[OMAHA_URL_MAX + OMAHA_ATTR_MAX + 2];
+        uint64_t size;
+        uint8_t sha256[SHA256_SIZE];
+        unsigned poll_interval;
+} AgentOffer;
+/* Turn a parsed response into an offer: -EPROTO (with *ret_what) for an error status, a missing/invalid url,
+ * name, size, sha256 or version. */
+int agent_offer_from_response(const OmahaResponse *resp, AgentOffer *ret, const char **ret_what);
+
+/* ---- Delta planning and apply (agent-apply.c) ---- */
+
+enum {
+        AGENT_CHUNK_DOWNLOAD = 0,
+        AGENT_CHUNK_COPY = 1,   /* identical chunk in the active slot */
+        AGENT_CHUNK_ZERO = 2,
+        AGENT_CHUNK_DONE = 3,   /* already written (resume) */
+};
+
+/* SHA-256 of every whole chunk-size block of the active slot, sorted for lookup. */
+typedef struct AgentIndexEntry {
+        uint8_t sha256[SHA256_SIZE];
+        uint32_t block;
+} AgentIndexEntry;
+typedef struct AgentIndex {
+        size_t n;
+        AgentIndexEntry *e;
+} AgentIndex;
+void agent_index_free(AgentIndex *x);
+/* Hash the blocks of [off, off+size) of fd (at most PAYLOAD_CHUNKS_MAX blocks). */
+int agent_index_build(int fd, uint64_t off, uint64_t size, uint32_t block_size, AgentIndex *ret);
+/* From entries filled by the caller (tests): sort them. */
+void agent_index_sort(AgentIndex *x);
+/* Block holding a chunk with this hash, or -ENOENT. */
+int64_t agent_index_find(const AgentIndex *x, const uint8_t sha256[SHA256_SIZE]);
+
+/* For each chunk: DONE below start, ZERO for zero chunks, COPY (src[i] = block in the active slot) when the active
+ * index has the hash and raw_len is a whole block, else DOWNLOAD. Returns the number of chunks to download. */
+int64_t agent_plan(const Payload *p, const AgentIndex *active, uint32_t start, uint8_t *actions, uint32_t *src);
+
+typedef struct AgentApply {
+        AgentHttp *http;
+        const char *url;
+        const Payload *p;
+        int fd;                    /* disk (or slot device) */
+        uint64_t active_off, active_size;   /* active_size 0: no delta source */
+        uint64_t target_off, target_size;
+        uint32_t start_chunk;      /* resume point */
+        /* Called after chunks [0, next) are written and synced; < 0 aborts. */
+        int (*checkpoint)(void *userdata, uint32_t next);
+        void (*progress)(void *userdata, uint32_t done, uint32_t total);
+        void *userdata;
+        uint64_t checkpoint_bytes; /* sync + checkpoint at least every this many image bytes (0: 32 MiB) */
+        /* Results. */
+        uint64_t bytes_downloaded, bytes_copied, bytes_zero;
+        uint32_t chunks_downloaded, chunks_copied;
+        uint32_t bad_chunk;        /* on -EILSEQ: the chunk that failed, UINT32_MAX for the whole image */
+        char error[AGENT_ERROR_MAX];
+} AgentApply;
+
+/* Write the image of a verified payload into the target: stream chunks, copy/zero/download per plan, check each
+ * chunk before writing it. Then re-read [target_off, +image_size) and compare with the image SHA-256 (-EILSEQ
+ * on mismatch). Does not touch the boot selection. */
+int agent_apply(AgentApply *a);
+/* SHA-256 of [off, off+size) of fd. */
+int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZE]);
+
+/* ---- Health gate and reboot backends (agent-health.c) ---- */
+
+/* Run every executable regular file in the dirs (sorted by name; a name in an earlier dir masks the same name in
+ * later ones), each with a timeout. 0 when all exit 0; else -ETIMEDOUT/-ECHILD (exit != 0) with *ret_failed
+ * (static) naming the script. */
+int agent_health_run(const char *const *dirs, size_t n_dirs, unsigned timeout_sec, const char **ret_failed);
+
+typedef struct AgentRebootBackend {
+        const char *name;
+        /* Take what the strategy needs before rebooting (a cluster lock later); 1 = go, 0 = not now. */
+        int (*acquire)(void *ctx);
+        /* Reboot (run the command). */
+        int (*reboot)(void *ctx, const char *command);
+        /* After a good boot: release what acquire took. */
+        int (*release)(void *ctx);
+} AgentRebootBackend;
+const AgentRebootBackend *agent_reboot_backend(AgentRebootStrategy s);
+int agent_run_command(const char *command);
+
+/* ---- The agent (agent.c) ---- */
+
+typedef struct AgentOptions {
+        const char *root;          /* prefix for every default path ("" = /) */
+        const char *disk;          /* --disk for bootcfg; NULL: live discovery */
+        int backend;               /* enum bootcfg_backend_id */
+        const char *cmdline;       /* file with the kernel command line (booted slot) */
+        int booted;                /* -1: from the command line */
+        const char *state_dir;     /* default ROOT/var/lib/cairn */
+        const char *keys_dir;      /* default ROOT/usr/share/cairn/keys */
+        const char *machine_id;    /* default from ROOT/etc/machine-id */
+        const char *os_version;    /* default VERSION_ID of ROOT/usr/lib/os-release */
+        const char *board;         /* default CAIRN_BOARD of os-release, else "amd64" */
+        const char *boot_id;       /* default /proc/sys/kernel/random/boot_id */
+        const char *server;        /* overrides SERVER */
+        const char *group;         /* overrides GROUP */
+        const char *reboot_cmd;    /* overrides REBOOT_COMMAND */
+        const char *health_dirs[2];/* default ROOT/etc/cairn/health.d, ROOT/usr/lib/cairn/health.d */
+        bool no_delta;
+        bool no_nice;
+} AgentOptions;
+
+typedef struct Agent Agent;
+int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize);
+void agent_free(Agent *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Agent *, agent_free);
+#define _cleanup_agent_ _cleanup_(agent_freep)
+const char *agent_error(const Agent *a);
+AgentState *agent_state(Agent *a);
+const AgentConfig *agent_config(const Agent *a);
+
+/* Progress sink for interactive updates. */
+typedef void (*agent_progress_fn)(void *userdata, const AgentState *s);
+void agent_set_progress(Agent *a, agent_progress_fn fn, void *userdata);
+
+/* After boot: rollback detection and health gate → mark-good + event. 0 nothing to do or done, < 0 error. */
+int agent_post_boot(Agent *a);
+/* One update check. *ret_offer (may be NULL) gets the offer. 1 = an update we would apply, 0 = none. */
+int agent_check(Agent *a, bool interactive, AgentOffer *ret_offer);
+/* Check and, when an update is offered, download, verify, write, set next; then the reboot strategy.
+ * force: also apply a version that failed before. Returns 1 updated (UPDATED_NEED_REBOOT), 0 nothing to do. */
+int agent_update(Agent *a, bool interactive, bool force);
+int agent_mark_good(Agent *a);
+int agent_rollback(Agent *a);
+/* Save the state file now. */
+int agent_save(Agent *a);
+const char *agent_state_path(const Agent *a);
+
+/* ---- Daemon (agent-daemon.c) ---- */
+typedef struct AgentDaemonOptions {
+        const char *socket_path;   /* default ROOT/run/cairn/updated.sock */
+        bool once;                 /* one cycle (post-boot, check, apply) then exit */
+} AgentDaemonOptions;
+/* Run until SIGTERM/SIGINT. Returns 0, or with once the cycle's result. */
+int agent_daemon_run(Agent *a, const AgentDaemonOptions *o);

@@ -305,6 +305,8 @@ int fat_lookup(int fd, uint64_t vol_offset, uint64_t vol_size, const char *path,
                 if (f.first_cluster < 2 || f.first_cluster >= v.clusters + 2)
                         return -EBADMSG;
                 uint32_t need = (uint32_t)(((uint64_t)f.size + v.cluster_bytes - 1) / v.cluster_bytes);
+                if (need > v.clusters)
+                        return -EBADMSG; /* larger than the volume: bounds the chain walk (a loop) by its size */
                 uint32_t c = f.first_cluster;
                 for (uint32_t i = 1; i < need; i++) {
                         uint32_t next;

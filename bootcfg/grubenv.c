@@ -84,8 +84,8 @@ static int walk(const uint8_t *blk, size_t len, line_fn fn, void *userdata, size
                                 snprintf(why, ws, "line %u: NUL byte in the value", lineno);
                                 return -EBADMSG;
                         }
-                        if (blk[i] == '\\')
-                                i++; /* escaped character, may be a newline */
+                        if (blk[i] == '\\' && i + 1 < len && blk[i + 1] != 0)
+                                i++; /* escaped character, may be a newline (but not NUL: checked above) */
                         i++;
                 }
                 if (i >= len) {

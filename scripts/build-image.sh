@@ -74,7 +74,7 @@ dpkg-deb --fsys-tarfile "$BUSYBOX_DEB" | tar -x -C "$W/busybox" ./bin/busybox
 BUSYBOX=$W/busybox/bin/busybox
 "$BUSYBOX" --list-full | while read -r a; do
         a=${a#usr/}
-        case $a in bin/busybox) continue ;; esac
+        case $a in bin/busybox | linuxrc) continue ;; esac
         d=$(dirname "$a")
         case $d in bin) tgt=busybox ;; *) tgt=../bin/busybox ;; esac
         mkdir -p "$TREE/usr/$d"
@@ -84,7 +84,7 @@ for p in $HOST_PROGRAMS; do
         [ -x "$BIN/$p" ] || continue
         install -m 0755 "$BIN/$p" "$TREE/usr/bin/$p"
         # shared libraries, from this build host's Debian packages, at their usual paths under /usr
-        ldd "$BIN/$p" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | while read -r lib; do
+        ldd "$BIN/$p" | awk '/=> \//{print $3} /^[ \t]*\/lib/{print $1}' | while read -r lib; do
                 real=$(readlink -f "$lib")
                 dest=$TREE/usr/${lib#/usr/}
                 dest=${dest/#$TREE\/usr\/usr\//$TREE/usr/}

@@ -218,9 +218,10 @@ typedef struct AgentApply {
 } AgentApply;
 
 /* Write the image of a verified payload into the target: stream chunks, copy/zero/download per plan, check each
- * chunk before writing it. Then re-read [target_off, +image_size) and compare with the image SHA-256 (-EILSEQ
- * on mismatch). Does not touch the boot selection. */
+ * chunk before writing it, sync + checkpoint as it goes. Does not touch the boot selection. */
 int agent_apply(AgentApply *a);
+/* Re-read [target_off, +image_size) and compare with the image SHA-256 (-EILSEQ on mismatch). */
+int agent_apply_verify(AgentApply *a);
 /* SHA-256 of [off, off+size) of fd. */
 int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZE]);
 

@@ -50,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (v < 0) {
                 if (v != -EBADMSG || !why[0] || !memchr(why, 0, sizeof why) || end != (size_t)-1)
                         abort(); /* a reason, and no ret_ written on failure */
-        } else if (size != GRUBENV_SIZE || end > size)
-                abort();
+        } else if (size != GRUBENV_SIZE || end > size || memchr(data, 0, end))
+                abort(); /* the header promises no NUL in any line (GRUB would cut the value there) */
 
         struct bootcfg_state s, sentinel;
         memset(&sentinel, 0, sizeof sentinel);

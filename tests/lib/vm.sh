@@ -91,8 +91,12 @@ vm_console() { echo "$VM_DIR/$1/console.log"; }
 vm_alive() { kill -0 "${VM_PID[$1]:-0}" 2>/dev/null; }
 vm_mark() { VM_MARK[$1]=$(stat -c %s "$VM_DIR/$1/console.log"); }
 
-# Console output since the mark, without carriage returns.
-vm_output() { tail -c +$((${VM_MARK[$1]:-0} + 1)) "$VM_DIR/$1/console.log" 2>/dev/null | tr -d "\r"; }
+# Console output since the mark, without carriage returns and terminal escape sequences (firmware and GRUB
+# move the cursor in the middle of words).
+vm_output() {
+        tail -c +$((${VM_MARK[$1]:-0} + 1)) "$VM_DIR/$1/console.log" 2>/dev/null | tr -d "\r" |
+                sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][A-Z0-9]//g'
+}
 
 vm_wait() {
         local name=$1 re=$2 secs=${3:-300} end=$((SECONDS + ${3:-300}))

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# tests/integration/50-agent-common.sh — the agent tests' fixture (sourced by 50-agent-*.sh): signing key, v1/v2 USR
+# images (v2 = v1 with one changed ~1 MiB binary and one changed config file), a GPT disk with v1 in USR-A, a
+# release directory with 1.0.0 and 2.0.0, cairn-server on 127.0.0.1 (random port), and a host root for the agent.
+# Run directly, it builds the fixture and checks it (so the fixture itself is tested).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$PWD
+B=$ROOT/build/bin
+for t in cairn-updated cairnctl cairn-server cairn-release cairn-keygen cairn-mkimage cairn-mkdisk cairn-bootcfg; do
+        [ -x "$B/$t" ] || { echo "FAIL: $B/$t not built (run make)"; exit 1; }
+done
+for t in mkfs.vfat mcopy grub-editenv python3 curl; do
+        command -v $t >/dev/null || { echo "skip: $t not installed"; exit 77; }
+done
+export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=1700000000
+
+T=$(mktemp -d /tmp/cairn-agent.XXXXXX)
+SPID= DPID= EXTRA_PIDS=
+fx_cleanup() {
+        for p in $DPID $SPID $EXTRA_PIDS; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+        for m in ${FX_MOUNTS:-}; do umount "$m" 2>/dev/null || true; done
+        [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+}
+trap fx_cleanup EXIT
+fail() {
+        echo "FAIL: $*"
+        echo "--- agent log (tail)"; tail -n 15 "$T/agent.log" 2>/dev/null || true
+        echo "--- server log (tail)"; tail -n 8 "$T/server.log" 2>/dev/null || true
+        exit 1
+}
+ok() { echo "ok: $*"; }
+
+SLOT_MB=${SLOT_MB:-24}
+# ---- images: deterministic content; v2 changes bin/tool (1 MiB) and etc/app.conf ----
+fx_tree() { # dir variant
+        local d=$1 v=$2
+        mkdir -p "$d/bin" "$d/lib" "$d/etc" "$d/share"
+        python3 - "$d" "$v" <<'PY'
+import os, random, sys
+d, v = sys.argv[1], sys.argv[2]
+r = random.Random(1234)
+for i in range(12):  # stable bulk content, 1 MiB each
+    open(f"{d}/lib/lib{i}.so", "wb").write(r.randbytes(1 << 20))
+open(f"{d}/share/doc.txt", "w").write("cairn test image\n" * 2000)
+t = random.Random(99 if v == "1" else 100)
+open(f"{d}/bin/tool", "wb").write(t.randbytes(1 << 20))
+open(f"{d}/etc/app.conf", "w").write(f"setting=1\nversion={v}\n")
+PY
+        echo "VERSION_ID=$([ "$v" = 1 ] && echo 1.0.0 || echo 2.0.0)" >"$d/etc/os-release"
+}
+fx_images() {
+        fx_tree "$T/tree1" 1
+        fx_tree "$T/tree2" 2
+        "$B/cairn-mkimage" -o "$T/v1.img" --size 20M --seed cairn-usr --label USR "$T/tree1" >/dev/null
+        "$B/cairn-mkimage" -o "$T/v2.img" --size 20M --seed cairn-usr --label USR "$T/tree2" >/dev/null
+}
+fx_disk() { # → $T/disk.img with v1 in USR-A, USR-B empty, grubenv A good
+        mkdir -p "$T/esp/EFI/BOOT"
+        grub-editenv "$T/esp/EFI/BOOT/grubenv" create
+        grub-editenv "$T/esp/EFI/BOOT/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0 B_TRIES=0 B_SUCCESSFUL=0
+        cp "$T/esp/EFI/BOOT/grubenv" "$T/esp/EFI/BOOT/grubenv.bak"
+        mkfs.vfat -C -F 32 -n EFI-SYSTEM "$T/esp.img" 34000 >/dev/null
+        mcopy -s -m -Q -i "$T/esp.img" "$T/esp/EFI" ::/
+        "$B/cairn-mkdisk" -o "$T/disk0.img" --size $((SLOT_MB * 2 + 48))M --seed agent \
+                --part 1:EFI-SYSTEM:esp:34M:"$T/esp.img" --part 2:BIOS-BOOT:bios:1M \
+                --part 3:USR-A:usr:${SLOT_MB}M:"$T/v1.img" --part 4:USR-B:usr:${SLOT_MB}M \
+                --part 6:OEM:linux:1M --part 9:ROOT:root:rest >/dev/null
+        cp --sparse=always "$T/disk0.img" "$T/disk.img"
+        A_START=$(python3 - "$T/disk.img" USR-A <<'PY'
+import struct, sys
+f = open(sys.argv[1], "rb"); f.seek(512); h = f.read(92)
+lba, n, sz = struct.unpack_from("<QII", h, 72)
+f.seek(lba * 512)
+for i in range(n):
+    e = f.read(sz)
+    if e[56:56 + 72].decode("utf-16-le").rstrip("\0") == sys.argv[2]:
+        print(struct.unpack_from("<Q", e, 32)[0]); break
+PY
+)
+        B_START=$((A_START + SLOT_MB * 2048))
+}
+fx_release() { # → $T/rel with 1.0.0 and 2.0.0 (alpha → 2.0.0)
+        "$B/cairn-keygen" -o "$T/release" >/dev/null
+        "$B/cairn-keygen" -o "$T/other" >/dev/null
+        ci/release.sh 1.0.0 --image "$T/v1.img" --key "$T/release.key" --reldir "$T/rel" --channel stable >/dev/null
+        ci/release.sh 2.0.0 --image "$T/v2.img" --key "$T/release.key" --reldir "$T/rel" >/dev/null
+        P2=$T/rel/payloads/2.0.0/cairn-2.0.0-amd64.cairn
+}
+fx_server() {
+        : >"$T/server.out"
+        "$B/cairn-server" --reldir "$T/rel" --db "$T/db.sqlite" --listen 127.0.0.1:0 >"$T/server.out" 2>>"$T/server.log" &
+        SPID=$!
+        for _ in $(seq 100); do
+                grep -q "listening on" "$T/server.out" 2>/dev/null && break
+                kill -0 "$SPID" 2>/dev/null || fail "server exited at start"
+                sleep 0.05
+        done
+        PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/server.out")
+        [ -n "$PORT" ] || fail "server did not print its port"
+        URL=http://127.0.0.1:$PORT
+}
+fx_root() { # host root: machine-id, os-release 1.0.0, trusted key, update.conf (GROUP alpha, REBOOT_STRATEGY=off)
+        R=$T/root
+        rm -rf "$R"
+        mkdir -p "$R/etc/cairn" "$R/usr/lib" "$R/usr/share/cairn/keys" "$R/var/lib/cairn"
+        echo 0123456789abcdef0123456789abcdef >"$R/etc/machine-id"
+        printf 'ID=cairn\nVERSION_ID=1.0.0\n' >"$R/usr/lib/os-release"
+        cp "$T/release.pub" "$R/usr/share/cairn/keys/"
+        printf 'GROUP=alpha\nSERVER=%s/v1/update/\nREBOOT_STRATEGY=off\nHTTP_STALL_TIMEOUT=3\n' "$URL" >"$R/etc/cairn/update.conf"
+}
+fx_all() {
+        fx_images; fx_disk; fx_release; fx_server; fx_root
+}
+
+# Run the agent once (post-boot gate + one check/apply). Extra args are passed on.
+agent_once() {
+        "$B/cairn-updated" --once --no-nice --root "$R" --disk "$T/disk.img" --booted A --boot-id boot-1 "$@" \
+                >>"$T/agent.log" 2>&1
+}
+bc_status() { "$B/cairn-bootcfg" --disk "$T/disk.img" --state-dir "$R/var/lib/cairn/bootcfg" status --json; }
+slot_sum() { # A|B [bytes] → sha256 of the slot's first bytes (default: the whole slot)
+        local start=$A_START; [ "$1" = B ] && start=$B_START
+        local n=${2:-$((SLOT_MB * 1024 * 1024))}
+        python3 - "$T/disk.img" "$start" "$n" <<'PY'
+import hashlib, sys
+f = open(sys.argv[1], "rb"); f.seek(int(sys.argv[2]) * 512)
+n = int(sys.argv[3]); h = hashlib.sha256()
+while n > 0:
+    b = f.read(min(n, 1 << 20)); h.update(b); n -= len(b)
+    if not b: break
+print(h.hexdigest())
+PY
+}
+state_get() { sed -n "s/^$1=//p" "$R/var/lib/cairn/state"; }
+json_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+# Remember the running slot and boot selection; check them later.
+snapshot() { SNAP_A=$(slot_sum A); SNAP_BC=$(bc_status); }
+untouched() { # what
+        [ "$(slot_sum A)" = "$SNAP_A" ] || fail "$1: the running slot A changed"
+        [ "$(bc_status)" = "$SNAP_BC" ] || fail "$1: the boot selection changed: $(bc_status)"
+}
+V2_SIZE() { stat -c %s "$T/v2.img"; }
+V2_SUM() { sha256sum "$T/v2.img" | cut -c1-64; }
+server_payload_bytes() { # sum of bytes the server sent for payload GETs
+        awk '$2 == "GET" && $3 ~ /^\/payloads\// && ($4 == 200 || $4 == 206) { s += $5 } END { print s + 0 }' "$T/server.log"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+        fx_all
+        cmp -s "$T/v1.img" "$T/v2.img" && fail "v1 and v2 images are identical"
+        diff=$( (cmp -l "$T/v1.img" "$T/v2.img" || true) | awk '{ b = int(($1 - 1) / 1048576); if (!(b in s)) { s[b] = 1; n++ } } END { print n + 0 }')
+        [ "$diff" -ge 2 ] && [ "$diff" -le 4 ] || fail "v2 differs from v1 in $diff MiB blocks (want 2-4)"
+        [ "$(slot_sum A "$(stat -c %s "$T/v1.img")")" = "$(sha256sum "$T/v1.img" | cut -c1-64)" ] || fail "USR-A does not hold v1"
+        [ "$(bc_status | json_get 'd["next"]')" = A ] || fail "fixture disk does not boot A"
+        curl -sf -o /dev/null "$URL/payloads/2.0.0/cairn-2.0.0-amd64.cairn" || fail "server does not serve the v2 payload"
+        ok "fixture: v1/v2 differ in $diff MiB blocks, disk boots A with v1, server serves 2.0.0"
+        echo PASS
+fi

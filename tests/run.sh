@@ -49,7 +49,7 @@ for f in build/fuzz/fuzz-*; do
         mkdir -p "$LOGDIR/fuzz"
         start=$SECONDS
         if [ -d "$corpus" ]; then
-                timeout 300 "$f" -runs=0 "$corpus" >"$LOGDIR/$name.log" 2>&1
+                timeout 300 "$f" -runs=0 -timeout=10 -error_exitcode=1 -timeout_exitcode=1 "$corpus" >"$LOGDIR/$name.log" 2>&1
                 rc=$?
         else
                 echo "skip: no corpus at $corpus" >"$LOGDIR/$name.log"; rc=77

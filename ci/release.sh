@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ci/release.sh — make the signed payload of a release into a release directory and put it into channel alpha.
 # Usage: ci/release.sh VERSION [--image USR.img] [--key KEY.key]... [--board BOARD] [--reldir DIR] [--channel NAME]
-#   --image   the USR slot image (default: $CAIRN_USR_IMAGE or out/usr.img)
+#   --image   the USR slot image (default: $CAIRN_USR_IMAGE; without either, the image of VERSION is built
+#             with scripts/build-image.sh and the board comes from the recipe's image.conf)
 #   --key     signing key(s) made by cairn-keygen (default: $CAIRN_RELEASE_KEY); KEY.pub beside it, if present,
 #             is used to verify the payload before publishing
 #   --board   default amd64
@@ -15,14 +16,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 [ $# -ge 1 ] || die "usage: ci/release.sh VERSION [--image USR.img] [--key KEY.key] [--board B] [--reldir DIR]"
 VERSION=$1; shift
-IMAGE=${CAIRN_USR_IMAGE:-out/usr.img} KEYS=() BOARD=amd64 RELDIR=${CAIRN_RELDIR:-out/releases} CHANNEL=alpha
+IMAGE=${CAIRN_USR_IMAGE:-} KEYS=() BOARD=amd64 RELDIR=${CAIRN_RELDIR:-out/releases} CHANNEL=alpha
 [ -n "${CAIRN_RELEASE_KEY:-}" ] && KEYS=("$CAIRN_RELEASE_KEY")
-keys_given=0
+keys_given=0 board_given=0
 while [ $# -gt 0 ]; do
         case $1 in
         --image) IMAGE=$2; shift 2 ;;
         --key) [ $keys_given = 1 ] || KEYS=(); keys_given=1; KEYS+=("$2"); shift 2 ;;
-        --board) BOARD=$2; shift 2 ;;
+        --board) BOARD=$2; board_given=1; shift 2 ;;
         --reldir) RELDIR=$2; shift 2 ;;
         --channel) CHANNEL=$2; shift 2 ;;
         *) die "unknown option '$1'" ;;
@@ -30,6 +31,13 @@ while [ $# -gt 0 ]; do
 done
 [[ $VERSION =~ ^[0-9]{1,9}(\.[0-9]{1,9}){0,7}$ ]] || die "version '$VERSION' is not dotted numeric (e.g. 1.2.3)"
 [[ $BOARD =~ ^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$ ]] || die "board '$BOARD' must be 1-64 of [A-Za-z0-9._-]"
+if [ -z "$IMAGE" ]; then
+        # Build the release's /usr image (reproducible: same commit, same bytes).
+        CAIRN_VERSION=$VERSION CAIRN_USR_ONLY=1 CAIRN_OUT=$ROOT/build/release/$VERSION \
+                CAIRN_WORK=$ROOT/build/release/work "$ROOT/scripts/build-image.sh" >&2 || die "image build failed"
+        IMAGE=$ROOT/build/release/$VERSION/usr.img
+        [ $board_given = 1 ] || BOARD=$(. "${CAIRN_RECIPE:-$ROOT/image/recipes/default}/image.conf" && echo "$BOARD")
+fi
 [ -f "$IMAGE" ] || die "USR image '$IMAGE' not found (build it with 'make image' or pass --image)"
 [ ${#KEYS[@]} -gt 0 ] || die "no signing key: pass --key KEY.key or set CAIRN_RELEASE_KEY (make one with cairn-keygen)"
 RELEASE=${CAIRN_RELEASE_TOOL:-$ROOT/build/bin/cairn-release}

@@ -5,15 +5,11 @@
 LOOP_DEVS=() LOOP_NODES=() LOOP_MNTS=()
 
 loop_attach() {
-        local l b p n
+        local l b
         l=$(losetup -f --show -P "$1" 2>/dev/null) || return 1
         LOOP_DEVS+=("$l"); b=$(basename "$l"); LOOP_DEV=$l
         ls /sys/block/$b/${b}p* >/dev/null 2>&1 || partx -a "$l" >/dev/null 2>&1 || true
-        for p in /sys/block/$b/${b}p*; do
-                [ -e "$p/dev" ] || continue
-                n=/dev/$(basename "$p")
-                [ -e "$n" ] || { mknod "$n" b "$(cut -d: -f1 "$p/dev")" "$(cut -d: -f2 "$p/dev")"; LOOP_NODES+=("$n"); }
-        done
+        loop_mknodes "$l"
 }
 
 # Make nodes for partitions added later (e.g. after a resize); same rules as loop_attach.

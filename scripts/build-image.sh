@@ -22,7 +22,7 @@ export LC_ALL=C TZ=UTC
 
 say() { echo "build-image: $*" >&2; }
 die() { echo "build-image: $*" >&2; exit 1; }
-for t in cairn-mkimage cairn-mkdisk cairn-growroot cairn-findpart; do [ -x "$BIN/$t" ] || die "missing $BIN/$t (run make)"; done
+for t in cairn-mkimage cairn-mkdisk cairn-growroot cairn-findpart cairn-keygen; do [ -x "$BIN/$t" ] || die "missing $BIN/$t (run make)"; done
 
 rm -rf "$W"; mkdir -p "$W" "$OUT"
 TREE=$W/tree           # files for /usr, laid out as on the host (usr/...)
@@ -93,13 +93,22 @@ for p in $HOST_PROGRAMS; do
         done
 done
 cp -a image/usr/. "$TREE/usr/"
+# Trusted release keys: CAIRN_KEYS_DIR/*.pub for real releases; otherwise this checkout's development key
+# (made once in build/keys/, kept across builds so rebuilds stay reproducible).
+mkdir -p "$TREE/usr/share/cairn/keys"
+if [ -n "${CAIRN_KEYS_DIR:-}" ]; then
+        cp "$CAIRN_KEYS_DIR"/*.pub "$TREE/usr/share/cairn/keys/" || die "no *.pub in CAIRN_KEYS_DIR=$CAIRN_KEYS_DIR"
+else
+        [ -f "$top/build/keys/dev.pub" ] || { mkdir -p "$top/build/keys" && "$BIN/cairn-keygen" -o "$top/build/keys/dev" >/dev/null; }
+        cp "$top/build/keys/dev.pub" "$TREE/usr/share/cairn/keys/"
+fi
 cat >"$TREE/usr/lib/os-release" <<OSR
 NAME="Cairn"
 ID=cairn
 VERSION_ID=$VERSION
 VERSION="$VERSION"
 PRETTY_NAME="Cairn $VERSION"
-BOARD=$BOARD
+CAIRN_BOARD=$BOARD
 HOME_URL="https://github.com/cairn-os/cairn"
 OSR
 

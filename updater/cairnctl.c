@@ -41,20 +41,26 @@ static int connect_daemon(const char *path) {
 }
 
 /* Send cmd and relay the answer: body lines to stdout, PROGRESS lines as a progress line on a terminal, until
- * the final OK/ERROR line. Returns 0 for OK, 1 for ERROR. */
-static int converse(int fd, const char *cmd, bool show_ok) {
+ * the final OK/ERROR line. Returns 0 for OK, 1 for ERROR, 4 when nothing came back within timeout_sec (0: wait). */
+static int converse(int fd, const char *cmd, bool show_ok, unsigned timeout_sec) {
         char line[8192];
         snprintf(line, sizeof line, "%s\n", cmd);
         if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0)
                 return log_error_errno(negative_errno(), "cannot talk to cairn-updated"), 1;
+        if (timeout_sec) {
+                struct timeval tv = { .tv_sec = timeout_sec };
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        }
         FILE *f = fdopen(fd, "r");
         if (!f)
                 return 1;
+        bool got_any = false;
         bool tty = isatty(STDOUT_FILENO);
         bool progress_shown = false;
         int rc = 1;
         bool done = false;
         while (fgets(line, sizeof line, f)) {
+                got_any = true;
                 if (strncmp(line, "PROGRESS ", 9) == 0) {
                         char state[64];
                         unsigned d = 0, t = 0;
@@ -85,6 +91,8 @@ static int converse(int fd, const char *cmd, bool show_ok) {
                 fputs(line, stdout);
         }
         fclose(f);
+        if (!done && !got_any && timeout_sec)
+                return 4;
         if (!done)
                 log_msg("cairn-updated closed the connection without an answer");
         return rc;
@@ -150,14 +158,21 @@ int main(int argc, char **argv) {
                 return 2;
         }
 
+        bool status = strcmp(verb, "status") == 0;
+        bool busy = false;
         int fd = connect_daemon(sock);
-        if (fd >= 0)
-                return converse(fd, cmd, true);
-        if (strcmp(verb, "status") != 0) {
+        if (fd >= 0) {
+                /* The daemon answers between jobs; while it applies an update, status comes from the state file,
+                 * which it keeps current at every checkpoint. */
+                int r = converse(fd, cmd, true, status ? 2 : 0);
+                if (r != 4)
+                        return r;
+                busy = true;
+        } else if (!status) {
                 log_error_errno(fd, "cairn-updated is not running (socket \"%s\")", sock);
                 return 3;
         }
-        /* The daemon is down: the state file tells what it last knew. */
+        /* The daemon is down (or busy): the state file tells what it last knew. */
         AgentState st;
         int r = agent_state_load(&st, state_dir);
         if (r < 0) {
@@ -165,7 +180,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         _cleanup_free_ char *text = NULL;
-        r = agent_status_text(&st, json, false, &text);
+        r = agent_status_text(&st, json, busy, &text);
         if (r < 0) {
                 log_error_errno(r, "formatting the status");
                 return 1;

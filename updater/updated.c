@@ -1,6 +1,7 @@
 /* updater/updated.c — cairn-updated: parse options, be polite (nice/ionice), and run the agent's daemon loop. */
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -43,6 +44,9 @@ enum {
 
 int main(int argc, char **argv) {
         log_init(argv[0]);
+        /* Chunk buffers are large and short-lived: keep them out of the heap so freeing them returns the memory
+         * (glibc would otherwise raise its mmap threshold after the first free and keep them resident). */
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
         static const struct option opts[] = {
                 { "once", no_argument, NULL, OPT_ONCE },
                 { "root", required_argument, NULL, OPT_ROOT },

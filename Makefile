@@ -35,10 +35,12 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+# The sanitizer runtimes cannot be linked statically: sanitized builds of static tools are dynamic.
+STATIC_FLAG := $(if $(filter 1,$(SAN)),,-static)
 define bin_rule
 $(BUILD)/bin/$(1): $(call obj,$($(1)_SRCS) $(COMMON_SRCS))
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) $(if $($(1)_STATIC),-static) -o $$@ $$^ $($(1)_LIBS)
+	$$(CC) $$(ALL_LDFLAGS) $(if $($(1)_STATIC),$(STATIC_FLAG)) -o $$@ $$^ $($(1)_LIBS)
 endef
 $(foreach b,$(BINS),$(eval $(call bin_rule,$(b))))
 

@@ -4,15 +4,17 @@
 #include "agent.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <time.h>
 
 #include "fileio.h"
 
 #define APPLY_WORKERS 2
-#define APPLY_SLOTS (APPLY_WORKERS + 2)
+#define APPLY_SLOTS APPLY_WORKERS /* a chunk is received in a moment; decoding and hashing it is the work */
 #define APPLY_RANGE_MAX (64u << 20) /* bytes of one Range request */
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
@@ -166,9 +168,17 @@ typedef struct Pipeline {
         bool stop;
         int error;
         uint32_t frontier;   /* chunks [0, frontier) are all written */
+        uint64_t since_cp;   /* image bytes handed to the workers since the last checkpoint */
+        int64_t last_cp_ms;
         uint32_t completed;  /* chunks written this run */
         pthread_t threads[APPLY_WORKERS];
         size_t n_threads;
+        /* The read-back check runs behind the writers: it re-reads [0, frontier) from the device as the frontier
+         * advances and hashes it, so the whole-slot SHA-256 is ready soon after the last chunk is written. */
+        pthread_t verifier;
+        bool verifier_running;
+        uint64_t verified_bytes;
+        int verify_error;
 } Pipeline;
 
 static int apply_fail(AgentApply *a, int r, const char *fmt, ...) _printf_(3, 4);
@@ -208,6 +218,10 @@ static int run_job(Pipeline *pl, Job *j) {
                 break;
         }
         case JOB_ZERO:
+                /* Deallocate instead of writing zeros where the file or device can (reads back as zeros; the
+                 * read-back check covers it like any other chunk). */
+                if (fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)dst, c->raw_len) == 0)
+                        return 0;
                 memset(j->raw, 0, c->raw_len);
                 break;
         }
@@ -318,6 +332,25 @@ static int checkpoint(Pipeline *pl) {
         return 0;
 }
 
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sync + checkpoint every checkpoint_bytes of image or every second, whichever comes first. */
+static int maybe_checkpoint(Pipeline *pl, uint64_t added) {
+        AgentApply *a = pl->a;
+        uint64_t every = a->checkpoint_bytes ? a->checkpoint_bytes : (32u << 20);
+        pl->since_cp += added;
+        int64_t now = mono_ms();
+        if (pl->since_cp < every && now - pl->last_cp_ms < 1000)
+                return 0;
+        pl->since_cp = 0;
+        pl->last_cp_ms = now;
+        return checkpoint(pl);
+}
+
 typedef struct Download {
         Pipeline *pl;
         uint32_t cur;
@@ -346,7 +379,10 @@ static int download_sink(void *ud, const uint8_t *data, size_t n) {
                 if (j->filled == p->chunks[d->cur].stored_len) {
                         submit(pl, j);
                         d->job = NULL;
+                        int r = maybe_checkpoint(pl, p->chunks[d->cur].raw_len);
                         d->cur++;
+                        if (r < 0)
+                                return r;
                 }
         }
         return 0;
@@ -359,12 +395,53 @@ static void release_job(Pipeline *pl, Job *j) {
         pthread_mutex_unlock(&pl->lock);
 }
 
+static void *readback(void *ud) {
+        Pipeline *pl = ud;
+        AgentApply *a = pl->a;
+        const Payload *p = a->p;
+        const size_t bs = 256u << 10;
+        uint8_t *buf = malloc(bs);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        int r = buf && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+        uint64_t done = 0;
+        while (r >= 0 && done < p->image_size) {
+                pthread_mutex_lock(&pl->lock);
+                uint64_t upto;
+                for (;;) {
+                        upto = MIN((uint64_t)pl->frontier * p->chunk_size, p->image_size);
+                        if (upto > done || pl->stop || pl->error < 0)
+                                break;
+                        pthread_cond_wait(&pl->cond, &pl->lock);
+                }
+                bool give_up = upto <= done;
+                pthread_mutex_unlock(&pl->lock);
+                if (give_up)
+                        break; /* stopped early: agent_apply_verify() re-reads everything itself */
+                while (r >= 0 && done < upto) {
+                        size_t n = (size_t)MIN((uint64_t)bs, upto - done);
+                        r = pread_full(a->fd, buf, n, a->target_off + done);
+                        if (r >= 0 && !EVP_DigestUpdate(ctx, buf, n))
+                                r = -EIO;
+                        if (r >= 0)
+                                done += n;
+                }
+        }
+        if (r >= 0 && done == p->image_size && EVP_DigestFinal_ex(ctx, a->readback_sha256, NULL))
+                a->readback_done = true;
+        pthread_mutex_lock(&pl->lock);
+        pl->verified_bytes = done;
+        pl->verify_error = r;
+        pthread_mutex_unlock(&pl->lock);
+        EVP_MD_CTX_free(ctx);
+        free(buf);
+        return NULL;
+}
+
 static int run_pipeline(Pipeline *pl) {
         AgentApply *a = pl->a;
         const Payload *p = a->p;
-        uint64_t since_checkpoint = 0;
-        uint64_t every = a->checkpoint_bytes ? a->checkpoint_bytes : (32u << 20);
         int r = 0;
+        pl->last_cp_ms = mono_ms();
         for (uint32_t i = a->start_chunk; i < p->chunk_count && r >= 0;) {
                 uint8_t act = pl->actions[i];
                 if (act == AGENT_CHUNK_DONE) {
@@ -385,7 +462,7 @@ static int run_pipeline(Pipeline *pl) {
                                 a->bytes_copied += p->chunks[i].raw_len;
                         } else
                                 a->bytes_zero += p->chunks[i].raw_len;
-                        since_checkpoint += p->chunks[i].raw_len;
+                        r = maybe_checkpoint(pl, p->chunks[i].raw_len);
                         i++;
                 } else {
                         /* A run of chunks to download: one Range request, bounded in size. */
@@ -410,16 +487,10 @@ static int run_pipeline(Pipeline *pl) {
                                 break;
                         }
                         a->chunks_downloaded += end - i;
-                        for (uint32_t k = i; k < end; k++)
-                                since_checkpoint += p->chunks[k].raw_len;
                         i = end;
                 }
                 if (r >= 0)
                         r = pipeline_error(pl);
-                if (r >= 0 && since_checkpoint >= every) {
-                        since_checkpoint = 0;
-                        r = checkpoint(pl);
-                }
         }
         drain(pl);
         int pe = pipeline_error(pl);
@@ -475,6 +546,9 @@ int agent_apply(AgentApply *a) {
                 else
                         pl.n_threads++;
         }
+        a->readback_done = false;
+        if (r >= 0 && pthread_create(&pl.verifier, NULL, readback, &pl) == 0)
+                pl.verifier_running = true;
         if (r >= 0)
                 r = run_pipeline(&pl);
         pthread_mutex_lock(&pl.lock);
@@ -483,6 +557,8 @@ int agent_apply(AgentApply *a) {
         pthread_mutex_unlock(&pl.lock);
         for (size_t i = 0; i < pl.n_threads; i++)
                 pthread_join(pl.threads[i], NULL);
+        if (pl.verifier_running)
+                pthread_join(pl.verifier, NULL);
         for (size_t i = 0; i < APPLY_SLOTS; i++) {
                 free(pl.jobs[i].untrusted_stored);
                 free(pl.jobs[i].raw);
@@ -499,9 +575,14 @@ int agent_apply(AgentApply *a) {
 }
 
 int agent_apply_verify(AgentApply *a) {
-        /* Every chunk was checked before it was written; now the whole slot, as it reads back from the device. */
+        /* Every chunk was checked before it was written; now the whole slot, as it reads back from the device
+         * (hashed behind the writers during the apply when that ran to the end, else re-read here). */
         uint8_t h[SHA256_SIZE];
-        int r = agent_hash_range(a->fd, a->target_off, a->p->image_size, h);
+        int r = 0;
+        if (a->readback_done)
+                memcpy(h, a->readback_sha256, SHA256_SIZE);
+        else
+                r = agent_hash_range(a->fd, a->target_off, a->p->image_size, h);
         if (r < 0)
                 return apply_fail(a, r, "re-reading the target slot: %s", strerror(-r));
         if (memcmp(h, a->p->image_sha256, SHA256_SIZE) != 0)

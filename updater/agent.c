@@ -242,10 +242,28 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
         return 0;
 }
 
+static int mkdir_p(const char *path) {
+        char buf[PATH_MAX];
+        if (strf(buf, sizeof buf, "%s/", path) < 0)
+                return -ENAMETOOLONG;
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = 0;
+                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                        return negative_errno();
+                *p = '/';
+        }
+        return 0;
+}
+
 int agent_save(Agent *a) {
         struct stat st;
-        if (stat(a->state_dir, &st) < 0 && mkdir(a->state_dir, 0755) < 0 && errno != EEXIST)
-                return negative_errno();
+        if (stat(a->state_dir, &st) < 0) {
+                int r = mkdir_p(a->state_dir);
+                if (r < 0)
+                        return r;
+        }
         return agent_state_save(&a->st, a->state_dir);
 }
 
@@ -327,7 +345,7 @@ static int post_request(Agent *a, const AgentRequest *rq, OmahaResponse **ret) {
         r = omaha_response_parse(resp.data ? resp.data : "", resp.len, ret);
         if (r < 0)
                 return fail(a, r, "update server '%s' sent a malformed Omaha answer: %s", a->cfg.server,
-                            omaha_parse_strerror(r));
+                            r == -EBADMSG ? "not well-formed XML or not an Omaha <response>" : omaha_parse_strerror(r));
         return 0;
 }
 

@@ -214,13 +214,17 @@ typedef struct AgentApply {
         uint64_t bytes_downloaded, bytes_copied, bytes_zero;
         uint32_t chunks_downloaded, chunks_copied;
         uint32_t bad_chunk;        /* on -EILSEQ: the chunk that failed, UINT32_MAX for the whole image */
+        bool readback_done;        /* the whole slot was read back and hashed during the apply */
+        uint8_t readback_sha256[SHA256_SIZE];
         char error[AGENT_ERROR_MAX];
 } AgentApply;
 
 /* Write the image of a verified payload into the target: stream chunks, copy/zero/download per plan, check each
  * chunk before writing it, sync + checkpoint as it goes. Does not touch the boot selection. */
 int agent_apply(AgentApply *a);
-/* Re-read [target_off, +image_size) and compare with the image SHA-256 (-EILSEQ on mismatch). */
+/* Compare the slot as read back from the device, [target_off, +image_size), with the image SHA-256 (-EILSEQ on
+ * mismatch). agent_apply() re-reads and hashes the slot behind its writers as they advance (readback_done); if it
+ * did not get to the end, the whole slot is re-read here. */
 int agent_apply_verify(AgentApply *a);
 /* SHA-256 of [off, off+size) of fd. */
 int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZE]);

@@ -98,6 +98,106 @@ int channel_load(int reldir_fd, const char *name, Channel *ret) {
         return channel_parse(name, buf, ret, NULL);
 }
 
+/* ---- channel cache ---- */
+
+#define CHANNEL_CACHE_SLOTS 64
+/* A file changed less than this long ago is not cached: two edits in place within the file system's timestamp
+ * granularity, leaving the size alone, would look the same to stat (git's "racy" index entries). */
+#define CHANNEL_SETTLE_SEC 2
+
+typedef struct ChannelEntry {
+        bool used;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime, ctime;
+        uint64_t lru;
+        Channel ch;
+} ChannelEntry;
+
+struct ChannelCache {
+        pthread_mutex_t lock;
+        uint64_t tick;
+        ChannelEntry e[CHANNEL_CACHE_SLOTS];
+};
+
+int channel_cache_new(ChannelCache **ret) {
+        ChannelCache *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        pthread_mutex_init(&c->lock, NULL);
+        *ret = c;
+        return 0;
+}
+
+void channel_cache_free(ChannelCache *c) {
+        if (!c)
+                return;
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+}
+
+static bool ts_equal(const struct timespec *a, const struct timespec *b) {
+        return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+static bool channel_entry_matches(const ChannelEntry *e, const char *name, const struct stat *st) {
+        return e->used && e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+               ts_equal(&e->mtime, &st->st_mtim) && ts_equal(&e->ctime, &st->st_ctim) && strcmp(e->ch.name, name) == 0;
+}
+
+int channel_load_cached(ChannelCache *c, int reldir_fd, const char *name, Channel *ret) {
+        if (!omaha_name_valid(name, CHANNEL_NAME_MAX))
+                return -EINVAL;
+        char path[CHANNEL_NAME_MAX + 16];
+        snprintf(path, sizeof path, "channels/%s", name);
+        struct stat st;
+        if (fstatat(reldir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return channel_load(reldir_fd, name, ret); /* its error, uncached */
+
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < CHANNEL_CACHE_SLOTS; i++)
+                if (channel_entry_matches(&c->e[i], name, &st)) {
+                        c->e[i].lru = ++c->tick;
+                        *ret = c->e[i].ch;
+                        pthread_mutex_unlock(&c->lock);
+                        return 0;
+                }
+        pthread_mutex_unlock(&c->lock);
+
+        /* Read it, then stat the file again: only if nothing changed meanwhile and the last change has
+         * settled is the result cached. */
+        Channel ch;
+        int r = channel_load(reldir_fd, name, &ch);
+        if (r < 0)
+                return r;
+        struct stat st2;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (fstatat(reldir_fd, path, &st2, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISREG(st2.st_mode) &&
+            st2.st_dev == st.st_dev && st2.st_ino == st.st_ino && st2.st_size == st.st_size &&
+            ts_equal(&st2.st_mtim, &st.st_mtim) && ts_equal(&st2.st_ctim, &st.st_ctim) &&
+            st.st_mtim.tv_sec + CHANNEL_SETTLE_SEC <= now.tv_sec && st.st_ctim.tv_sec + CHANNEL_SETTLE_SEC <= now.tv_sec) {
+                pthread_mutex_lock(&c->lock);
+                ChannelEntry *victim = &c->e[0];
+                for (size_t i = 0; i < CHANNEL_CACHE_SLOTS; i++) {
+                        if (!c->e[i].used || strcmp(c->e[i].ch.name, name) == 0) {
+                                victim = &c->e[i];
+                                break;
+                        }
+                        if (c->e[i].lru < victim->lru)
+                                victim = &c->e[i];
+                }
+                *victim = (ChannelEntry){ .used = true, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+                                          .mtime = st.st_mtim, .ctime = st.st_ctim, .lru = ++c->tick, .ch = ch };
+                pthread_mutex_unlock(&c->lock);
+        }
+        *ret = ch;
+        return 0;
+}
+
 void strv_free(char **v) {
         if (!v)
                 return;
@@ -148,13 +248,21 @@ int channel_list(int reldir_fd, char ***ret_names) {
         return 0;
 }
 
+/* SHA-256 fetched once: EVP_sha256() in EVP_DigestInit_ex() looks the provider up (under a lock) per call. */
+static EVP_MD *sha256_md;
+static void sha256_fetch(void) {
+        sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 unsigned rollout_bucket(const char *channel, const char *version, const char *machineid) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, sha256_fetch);
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned mdlen = 0;
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         if (!ctx)
                 return 0;
-        EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+        EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
         EVP_DigestUpdate(ctx, channel, strlen(channel));
         EVP_DigestUpdate(ctx, "\n", 1);
         EVP_DigestUpdate(ctx, version, strlen(version));
@@ -208,6 +316,20 @@ static bool entry_matches(const CacheEntry *e, const char *relpath, const struct
                strcmp(e->info.relpath, relpath) == 0;
 }
 
+/* Copy the cached info for relpath as st describes it into *ret; false when not cached. */
+static bool cache_get(PayloadCache *c, const char *relpath, const struct stat *st, PayloadInfo *ret) {
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < CACHE_SLOTS; i++)
+                if (entry_matches(&c->e[i], relpath, st)) {
+                        c->e[i].lru = ++c->tick;
+                        *ret = c->e[i].info;
+                        pthread_mutex_unlock(&c->lock);
+                        return true;
+                }
+        pthread_mutex_unlock(&c->lock);
+        return false;
+}
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 
 static int hash_fd(int fd, uint64_t size, char sha256_b64[48], char sha1_b64[32]) {
@@ -248,24 +370,25 @@ int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const ch
         char path[300];
         snprintf(path, sizeof path, "payloads/%s", info.relpath);
 
+        /* The hit path is one fstatat(): no open/close per update check. A symlink is never followed (and
+         * never cached: it is not a regular file), the same as O_NOFOLLOW below. */
+        struct stat st;
+        if (fstatat(reldir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -ENOENT;
+        if (cache_get(c, info.relpath, &st, ret))
+                return 0;
+
         _cleanup_close_ int fd = openat(reldir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
                 return errno == ELOOP ? -ENOENT : negative_errno();
-        struct stat st;
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
                 return -ENOENT;
-
-        pthread_mutex_lock(&c->lock);
-        for (size_t i = 0; i < CACHE_SLOTS; i++)
-                if (entry_matches(&c->e[i], info.relpath, &st)) {
-                        c->e[i].lru = ++c->tick;
-                        *ret = c->e[i].info;
-                        pthread_mutex_unlock(&c->lock);
-                        return 0;
-                }
-        pthread_mutex_unlock(&c->lock);
+        if (cache_get(c, info.relpath, &st, ret))
+                return 0;
 
         /* Not cached: hash without holding the lock (two threads may both hash; harmless). */
         info.size = (uint64_t)st.st_size;

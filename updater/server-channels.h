@@ -23,6 +23,13 @@ typedef struct Channel {
 int channel_parse(const char *name, const char *text, Channel *ret, unsigned *ret_line);
 /* Load channel name from reldir_fd. -ENOENT: no such channel; -EINVAL: bad name or bad file. */
 int channel_load(int reldir_fd, const char *name, Channel *ret);
+/* channel_load() behind a cache keyed by the file's (dev, inode, size, mtime, ctime), so an unchanged channel
+ * costs one fstatat() per update check. An edit (in place or by rename) is seen on the next call; a file
+ * changed in the last 2 seconds is re-read every time. Thread-safe. */
+typedef struct ChannelCache ChannelCache;
+int channel_cache_new(ChannelCache **ret);
+void channel_cache_free(ChannelCache *c);
+int channel_load_cached(ChannelCache *c, int reldir_fd, const char *name, Channel *ret);
 /* List channel names (sorted, NULL-terminated, at most 1024) in RELDIR/channels. Free with strv_free(). */
 int channel_list(int reldir_fd, char ***ret_names);
 void strv_free(char **v);

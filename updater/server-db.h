@@ -27,8 +27,8 @@ typedef struct DbVisit {
         size_t n_events;
 } DbVisit;
 
-/* Record the visit. Without grant_version, or with an unlimited one (max_per_period 0), the visit is queued and a writer thread commits queued visits in
- * batches (a bounded queue: -EBUSY when full); reads below and granting visits first write what is queued, in
+/* Record the visit. Without grant_version, or with an unlimited one (max_per_period 0), the visit is copied
+ * into a queue and a writer thread commits queued visits in batches (a bounded queue: -EBUSY when full); reads below and granting visits first write what is queued, in
  * order. If grant_version is set, the machine is granted that version unless the channel's
  * max per period is reached by other machines (a machine already granted stays granted); *ret_granted
  * says which, and the answer is recorded as "limit" when refused. -EBUSY when the DB stays locked. */

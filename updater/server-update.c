@@ -67,7 +67,7 @@ int server_answer_omaha(Server *s, const OmahaRequest *req, const char *peer_ip,
                 const char *answer = NULL;     /* recorded in the DB */
                 bool want_grant = false;
                 if (app->updatecheck) {
-                        int r = channel_load(s->reldir_fd, channel, &x->ch);
+                        int r = channel_load_cached(s->channels, s->reldir_fd, channel, &x->ch);
                         if (r == -ENOENT) {
                                 x->ans.uc_status = "error-unknownChannel";
                                 add_note(note, note_size, "channel '%s' does not exist", channel);

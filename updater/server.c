@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
                                     "and its directory", dbpath), 1;
         if (r < 0)
                 return log_error_errno(r, "cannot open database '%s'", dbpath), 1;
-        if ((r = payload_cache_new(&s.cache)) < 0)
+        if ((r = payload_cache_new(&s.cache)) < 0 || (r = channel_cache_new(&s.channels)) < 0)
                 return log_error_errno(r, "out of memory"), 1;
 
         /* Block the stop signals in every thread; main waits for them with sigwait(). */
@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
         server_http_stop(&s);
         server_db_close(s.db);
         payload_cache_free(s.cache);
+        channel_cache_free(s.channels);
         close(s.reldir_fd);
         return 0;
 }

@@ -15,6 +15,7 @@ typedef struct Server {
         const char *reldir;
         ServerDb *db;
         PayloadCache *cache;
+        ChannelCache *channels;
         char appid[OMAHA_ATTR_MAX + 1];
         char base_url[512];      /* codebase prefix; "<base_url><version>/" is put in answers */
         struct MHD_Daemon *mhd;

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
-B=$ROOT/build/bin
+B=${CAIRN_BIN:-$ROOT/build/bin}
 for t in cairn-updated cairnctl cairn-server cairn-release cairn-keygen cairn-mkimage cairn-mkdisk cairn-bootcfg; do
         [ -x "$B/$t" ] || { echo "FAIL: $B/$t not built (run make)"; exit 1; }
 done
@@ -18,9 +18,12 @@ export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=1700000000
 T=$(mktemp -d /tmp/cairn-agent.XXXXXX)
 SPID= DPID= EXTRA_PIDS=
 fx_cleanup() {
+        local rc=$? # the test's own status, whatever the cleanup commands return
+        set +e
         for p in $DPID $SPID $EXTRA_PIDS; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
         for m in ${FX_MOUNTS:-}; do umount "$m" 2>/dev/null || true; done
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+        exit $rc
 }
 trap fx_cleanup EXIT
 fail() {

@@ -22,6 +22,7 @@ void agent_config_init(AgentConfig *c) {
                 .reboot_strategy = AGENT_REBOOT_REBOOT,
                 .check_interval = 3600,
                 .first_check_delay = 300,
+                .health_delay = 45,
                 .backoff_base = 60,
                 .backoff_max = 4 * 3600,
                 .health_timeout = 60,
@@ -100,6 +101,8 @@ static int apply_kv(AgentConfig *c, const char *k, const char *v) {
                 return parse_uint(v, 1, 7 * 24 * 3600, &c->check_interval);
         if (strcmp(k, "FIRST_CHECK_DELAY") == 0)
                 return parse_uint(v, 0, 24 * 3600, &c->first_check_delay);
+        if (strcmp(k, "HEALTH_DELAY") == 0)
+                return parse_uint(v, 0, 3600, &c->health_delay);
         if (strcmp(k, "BACKOFF_BASE") == 0)
                 return parse_uint(v, 1, 24 * 3600, &c->backoff_base);
         if (strcmp(k, "BACKOFF_MAX") == 0)

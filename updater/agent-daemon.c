@@ -101,6 +101,21 @@ static void client_progress(void *ud, const AgentState *s) {
         send_line(c->fd, "PROGRESS %s %u %u", agent_status_name(s->status), s->chunks_done, s->chunks_total);
 }
 
+/* The post-boot gate has not run yet this boot (HEALTH_DELAY): a check or update asked for meanwhile runs it
+ * first, so the booted slot is judged (and a rollback noticed) before anything is decided about the other. */
+static bool post_boot_pending = true;
+
+static int run_post_boot(Agent *a) {
+        if (!post_boot_pending)
+                return 0;
+        int r = agent_post_boot(a);
+        if (r < 0)
+                log_msg("%s", agent_error(a));
+        else
+                post_boot_pending = false;
+        return r;
+}
+
 static void handle_client(Agent *a, int fd) {
         struct timeval tv = { .tv_sec = 5 };
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -133,7 +148,9 @@ static void handle_client(Agent *a, int fd) {
                 send_line(fd, "OK");
         } else if (strcmp(cmd, "check") == 0) {
                 AgentOffer offer;
-                r = agent_check(a, true, &offer);
+                r = run_post_boot(a);
+                if (r >= 0)
+                        r = agent_check(a, true, &offer);
                 if (r < 0) {
                         log_msg("%s", agent_error(a));
                         send_line(fd, "ERROR %s", agent_error(a));
@@ -147,6 +164,11 @@ static void handle_client(Agent *a, int fd) {
                         send_line(fd, "OK no update");
         } else if (strcmp(cmd, "update") == 0 || strcmp(cmd, "update force") == 0) {
                 Client c = { .fd = fd };
+                r = run_post_boot(a);
+                if (r < 0) {
+                        send_line(fd, "ERROR %s", agent_error(a));
+                        return;
+                }
                 agent_set_progress(a, client_progress, &c);
                 r = agent_update(a, true, strcmp(cmd, "update force") == 0);
                 agent_set_progress(a, NULL, NULL);
@@ -156,6 +178,8 @@ static void handle_client(Agent *a, int fd) {
                 } else if (r > 0)
                         send_line(fd, "OK updated to %s (slot %c); reboot to use it", agent_state(a)->staged_version,
                                   agent_state(a)->staged_slot == 0 ? 'A' : 'B');
+                else if (agent_error(a)[0])
+                        send_line(fd, "OK no update: %s", agent_error(a));
                 else
                         send_line(fd, "OK no update");
         } else if (strcmp(cmd, "mark-good") == 0) {
@@ -202,10 +226,15 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
         log_msg("listening on \"%s\"; server \"%s\", group %s, running %s", o->socket_path, cfg->server, cfg->group,
                 agent_state(a)->current_version);
 
-        bool post_boot_pending = true;
+        /* Two timers: the post-boot gate (judge a freshly booted slot soon, HEALTH_DELAY) and the update
+         * checks (FIRST_CHECK_DELAY, then CHECK_INTERVAL). A check waits until the gate has run. */
+        int64_t gate_at = now_ms() + (int64_t)cfg->health_delay * 1000;
         int64_t next = now_ms() + (int64_t)agent_jitter(cfg->first_check_delay, 50, rnd32()) * 1000;
+        if (next < gate_at)
+                next = gate_at;
         for (;;) {
-                int64_t wait = next - now_ms();
+                int64_t due = post_boot_pending && gate_at < next ? gate_at : next;
+                int64_t wait = due - now_ms();
                 if (wait < 0)
                         wait = 0;
                 struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = lfd, .events = POLLIN } };
@@ -228,18 +257,18 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                         }
                         continue;
                 }
+                if (post_boot_pending && now_ms() >= gate_at && gate_at < next) {
+                        /* The gate alone, ahead of the first check. */
+                        if (run_post_boot(a) < 0) {
+                                gate_at = now_ms() + (int64_t)agent_backoff(1, cfg->backoff_base, cfg->backoff_max,
+                                                                            rnd32()) * 1000;
+                        }
+                        continue;
+                }
                 if (now_ms() < next)
                         continue;
                 /* Scheduled work. */
-                bool failed = false;
-                if (post_boot_pending) {
-                        r = agent_post_boot(a);
-                        if (r < 0) {
-                                log_msg("%s", agent_error(a));
-                                failed = true;
-                        } else
-                                post_boot_pending = false;
-                }
+                bool failed = run_post_boot(a) < 0;
                 if (!failed) {
                         r = agent_update(a, false, false);
                         if (r < 0) {
@@ -247,6 +276,8 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                                 failed = true;
                         } else if (r > 0)
                                 log_msg("updated to %s; reboot pending", agent_state(a)->staged_version);
+                        else if (agent_error(a)[0])
+                                log_msg("%s", agent_error(a));
                 }
                 unsigned delay;
                 if (failed) {

@@ -509,8 +509,13 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
                             offer->version, a->os_version);
         if (r == 0)
                 return 0; /* already staged */
-        if (agent_state_is_failed(&a->st, offer->version) && !force)
-                return 0; /* rolled back before: never again automatically ("cairnctl update --force") */
+        if (agent_state_is_failed(&a->st, offer->version) && !force) {
+                /* Rolled back before: never again automatically. Not an error; the note says why nothing
+                 * happened. */
+                strf(a->err, sizeof a->err, "not installing %s: it failed to boot before (cairnctl update --force "
+                     "tries it again)", offer->version);
+                return 0;
+        }
 
         _cleanup_bootcfg_ struct bootcfg *b = NULL;
         r = open_bootcfg(a, true, &b);

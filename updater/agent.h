@@ -37,6 +37,7 @@ typedef struct AgentConfig {
         char ca_file[1024];          /* CA_FILE, "" = system store */
         unsigned check_interval;     /* CHECK_INTERVAL seconds, default 3600 (jittered ±10%) */
         unsigned first_check_delay;  /* FIRST_CHECK_DELAY seconds, default 300 (jittered) */
+        unsigned health_delay;       /* HEALTH_DELAY seconds after start before the post-boot gate, default 45 */
         unsigned backoff_base;       /* BACKOFF_BASE seconds, default 60: first retry after a failure */
         unsigned backoff_max;        /* BACKOFF_MAX seconds, default 14400 */
         unsigned health_timeout;     /* HEALTH_TIMEOUT seconds per check script, default 60 */

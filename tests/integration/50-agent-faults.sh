@@ -182,7 +182,7 @@ else
 fi
 
 # ---- the daemon lives through faults, backs off, and updates once the server is fixed ----
-printf 'BACKOFF_BASE=1\nBACKOFF_MAX=2\nFIRST_CHECK_DELAY=0\nCHECK_INTERVAL=3600\n' >>"$R/etc/cairn/update.conf"
+printf 'BACKOFF_BASE=1\nBACKOFF_MAX=2\nFIRST_CHECK_DELAY=0\nHEALTH_DELAY=0\nCHECK_INTERVAL=3600\n' >>"$R/etc/cairn/update.conf"
 sed -i '/^RESUME_/d' "$R/var/lib/cairn/state" # start the daemon's download from scratch
 mode '{"payload": "'"$P2"'", "version": "2.0.0", "omaha": "500"}'
 : >"$T/posts"; : >"$T/agent.log"

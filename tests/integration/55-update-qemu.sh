@@ -21,6 +21,7 @@ fail() {
         echo "FAIL: $*"
         echo "--- server log (tail)"; tail -n 12 "$W/server.log" 2>/dev/null || true
         echo "--- console (tail)"; vm_output vm 2>/dev/null | tail -n 25 || true
+        echo "--- agent log (tail)"; vm_run vm 'tail -n 20 /var/log/cairn-updated.log' 30 2>/dev/null || true
         exit 1
 }
 V1=$(cat VERSION) V2=0.2.0 V3=0.3.0
@@ -55,7 +56,7 @@ start_vm() { vm_start vm "$disk" --firmware efi --no-overlay --guestfwd "tcp:10.
 # v1 boots; point the agent at our server (channel alpha) and restart it (init respawns it).
 start_vm
 vm_wait vm "Cairn $V1 \(slot A\) ready" 300 || fail "v1 did not boot"
-vm_run vm "mkdir -p /etc/cairn && printf 'GROUP=alpha\nSERVER=http://10.0.2.100/v1/update/\nREBOOT_STRATEGY=reboot\nFIRST_CHECK_DELAY=10\n' >/etc/cairn/update.conf && killall cairn-updated; sleep 2; pidof cairn-updated" ||
+vm_run vm "mkdir -p /etc/cairn && printf 'GROUP=alpha\nSERVER=http://10.0.2.100/v1/update/\nREBOOT_STRATEGY=reboot\nFIRST_CHECK_DELAY=600\nHEALTH_DELAY=5\n' >/etc/cairn/update.conf && killall cairn-updated; sleep 2; pidof cairn-updated" ||
         fail "could not configure the agent"
 MID=$(vm_run vm 'cat /etc/machine-id') || fail "no machine id"
 
@@ -85,13 +86,14 @@ vm_wait vm "Kernel panic" 600 || fail "v3 was not tried"
 vm_wait vm "Cairn $V2 \(slot B\) ready" 600 || fail "no fallback to v2 after v3 failed"
 for _ in $(seq 40); do
         st=$(vm_run vm 'cairnctl status --json' 2>/dev/null) || true
-        grep -q "$V3" <<<"$st" && break
+        grep -q "\"failed_versions\":\[\"$V3\"\]" <<<"$st" && break
         sleep 3
 done
 echo "agent status: $st"
-grep -q "$V3" <<<"$st" || fail "the agent does not report the failed $V3"
-out=$(vm_run vm 'cairnctl update' 300) && fail "the agent installed $V3 again: $out"
+grep -q "\"failed_versions\":\[\"$V3\"\]" <<<"$st" || fail "the agent does not report the failed $V3"
+out=$(vm_run vm 'cairnctl update' 300) || fail "cairnctl update after the rollback failed: $out"
 echo "cairnctl update after the rollback: $out"
+grep -q "not installing $V3: it failed to boot before" <<<"$out" || fail "the agent did not say why it skipped $V3: $out"
 vm_run vm 'cairn-bootcfg status --json' | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["booted"]=="B" and s["next"]=="B", s' ||
         fail "boot selection changed after the refused retry"
 curl -sf "http://127.0.0.1:$PORT/api/v1/events?machine=$MID" | tee "$W/events.json" | grep -q '"error' ||

@@ -12,7 +12,7 @@ PKGS=(
         grub-common grub-efi-amd64-bin grub-pc-bin
         # test peers
         qemu-system-x86 ovmf seabios swtpm swtpm-tools tpm2-tools etcd-server nginx-light vboot-utils
-        curl python3 sqlite3 openssl
+        curl python3 sqlite3 openssl socat
         # benchmarks
         hyperfine wrk time bc
 )

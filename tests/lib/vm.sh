@@ -38,7 +38,15 @@ vm_start() {
                 --mem) mem=$2; shift ;;
                 --disk-size) size=$2; shift ;;
                 --hostfwd) nets+=("hostfwd=$2"); shift ;;
-                --guestfwd) nets+=("guestfwd=$2"); shift ;;
+                --guestfwd) # tcp:GUESTIP:PORT-tcp:127.0.0.1:HOSTPORT. QEMU's chardev form would carry every guest
+                        # connection over one host connection, opened once and never reopened after the host
+                        # service closes it (idle keep-alive); a socat per guest connection behaves like a network.
+                        if [[ $2 =~ ^(tcp:[0-9.]+:[0-9]+)-tcp:(127\.0\.0\.1:[0-9]+)$ ]]; then
+                                nets+=("guestfwd=${BASH_REMATCH[1]}-cmd:socat - TCP:${BASH_REMATCH[2]}")
+                        else
+                                nets+=("guestfwd=$2")
+                        fi
+                        shift ;;
                 --no-overlay) overlay=0 ;;
                 *) vm_log "vm_start: unknown option $1"; return 2 ;;
                 esac

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "macro.h"
@@ -152,4 +153,19 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
                 return r;
         }
         return fsync_parent_dir(path);
+}
+
+int mkdir_parents(const char *path, bool with_last) {
+        char buf[PATH_MAX];
+        if ((size_t)snprintf(buf, sizeof buf, "%s%s", path, with_last ? "/" : "") >= sizeof buf)
+                return -ENAMETOOLONG;
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = 0;
+                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        return 0;
 }

@@ -1,6 +1,7 @@
 /* common/fileio.h — bounded, EINTR-safe I/O and atomic file replacement. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -18,3 +19,5 @@ int read_file_bounded(const char *path, size_t max, char **ret_buf, size_t *ret_
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* fsync the directory containing path. */
 int fsync_parent_dir(const char *path);
+/* mkdir -p of the directories above path's last component, and of path itself if with_last (mode 0755). */
+int mkdir_parents(const char *path, bool with_last);

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "fileio.h"
 #include "log.h"
 
 #define CMD_MAX 256
@@ -30,26 +31,12 @@ static int64_t now_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int mkdir_parents(const char *path) {
-        char buf[PATH_MAX];
-        snprintf(buf, sizeof buf, "%s", path);
-        for (char *p = buf + 1; *p; p++) {
-                if (*p != '/')
-                        continue;
-                *p = 0;
-                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-                        return negative_errno();
-                *p = '/';
-        }
-        return 0;
-}
-
 static int listen_socket(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof sa.sun_path)
                 return -ENAMETOOLONG;
         strcpy(sa.sun_path, path);
-        int r = mkdir_parents(path);
+        int r = mkdir_parents(path, false);
         if (r < 0)
                 return r;
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -242,25 +242,10 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
         return 0;
 }
 
-static int mkdir_p(const char *path) {
-        char buf[PATH_MAX];
-        if (strf(buf, sizeof buf, "%s/", path) < 0)
-                return -ENAMETOOLONG;
-        for (char *p = buf + 1; *p; p++) {
-                if (*p != '/')
-                        continue;
-                *p = 0;
-                if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-                        return negative_errno();
-                *p = '/';
-        }
-        return 0;
-}
-
 int agent_save(Agent *a) {
         struct stat st;
         if (stat(a->state_dir, &st) < 0) {
-                int r = mkdir_p(a->state_dir);
+                int r = mkdir_parents(a->state_dir, true);
                 if (r < 0)
                         return r;
         }

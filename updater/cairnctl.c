@@ -65,7 +65,13 @@ static int converse(int fd, const char *cmd, bool show_ok, unsigned timeout_sec)
                         char state[64];
                         unsigned d = 0, t = 0;
                         if (sscanf(line + 9, "%63s %u %u", state, &d, &t) == 3 && tty) {
-                                printf("\r%-20s %5.1f%% (%u/%u chunks)", state, t ? 100.0 * d / t : 0.0, d, t);
+                                /* Chunk counts mean something only while an image is being written. */
+                                bool applying = strcmp(state, "DOWNLOADING") == 0 || strcmp(state, "VERIFYING") == 0 ||
+                                                strcmp(state, "FINALIZING") == 0;
+                                if (applying)
+                                        printf("\r%-20s %5.1f%% (%u/%u chunks)", state, t ? 100.0 * d / t : 0.0, d, t);
+                                else
+                                        printf("\r%-20s %-24s", state, "");
                                 fflush(stdout);
                                 progress_shown = true;
                         }

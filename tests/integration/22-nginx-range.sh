@@ -3,16 +3,15 @@
 # whole file and Range requests are byte-identical, and an Omaha answer can point hosts at nginx (--base-url).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
-[ -n "$NGINX" ] || { echo "skip: nginx not installed"; exit 77; }
+. tests/lib/nginx.sh
 SERVER=$PWD/build/bin/cairn-server
 [ -x "$SERVER" ] || { echo "FAIL: $SERVER not built (run make)"; exit 1; }
 
 T=$(mktemp -d /tmp/cairn-22.XXXXXX)
-SPID= NPID=
+SPID=
 cleanup() {
         [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
-        [ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null
+        nginx_stop
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
@@ -31,31 +30,9 @@ fi
 F=payloads/2.0.0/cairn-2.0.0-amd64.cairn
 SIZE=$(stat -c %s "$REL/$F")
 
-NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$T/nginx/tmp"
-cat >"$T/nginx/nginx.conf" <<EOC
-daemon off;
-master_process off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx.log warn;
-events { worker_connections 128; }
-http {
-        access_log off;
-        client_body_temp_path $T/nginx/tmp/body;
-        proxy_temp_path $T/nginx/tmp/proxy;
-        fastcgi_temp_path $T/nginx/tmp/fastcgi;
-        uwsgi_temp_path $T/nginx/tmp/uwsgi;
-        scgi_temp_path $T/nginx/tmp/scgi;
-        default_type application/octet-stream;
-        server {
-                listen 127.0.0.1:$NPORT;
-                root $REL;
-        }
-}
-EOC
-"$NGINX" -e "$T/nginx.log" -p "$T/nginx" -c "$T/nginx/nginx.conf" &
-NPID=$!
-NURL=http://127.0.0.1:$NPORT
+rc=0; nginx_start "$REL" "$T" || rc=$?
+[ $rc = 0 ] || { [ $rc = 77 ] && exit 77; fail "nginx"; }
+NURL=$NGINX_URL
 
 "$SERVER" --reldir "$REL" --db "$T/db.sqlite" --listen 127.0.0.1:0 --base-url "$NURL/payloads/" >"$T/out" 2>"$T/server.log" &
 SPID=$!

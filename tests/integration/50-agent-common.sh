@@ -90,9 +90,9 @@ fx_release() { # → $T/rel with 1.0.0 and 2.0.0 (alpha → 2.0.0)
         ci/release.sh 2.0.0 --image "$T/v2.img" --key "$T/release.key" --reldir "$T/rel" >/dev/null
         P2=$T/rel/payloads/2.0.0/cairn-2.0.0-amd64.cairn
 }
-fx_server() {
+fx_server() { # [extra cairn-server options]
         : >"$T/server.out"
-        "$B/cairn-server" --reldir "$T/rel" --db "$T/db.sqlite" --listen 127.0.0.1:0 >"$T/server.out" 2>>"$T/server.log" &
+        "$B/cairn-server" --reldir "$T/rel" --db "$T/db.sqlite" --listen 127.0.0.1:0 "$@" >"$T/server.out" 2>>"$T/server.log" &
         SPID=$!
         for _ in $(seq 100); do
                 grep -q "listening on" "$T/server.out" 2>/dev/null && break

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # tests/integration/50-agent-resume.sh — kill -9 of cairn-updated during an apply (download rate-limited so the apply
 # takes a few seconds), then a rerun: it resumes from the last verified chunk (fewer bytes fetched), completes, and
-# the slot verifies. CAIRN_RESUME_POINTS="0.3 1.5 2.6" (seconds) or CAIRN_RESUME_RANDOM=N random points.
+# the slot verifies. Default: 20 random points (seed printed; CAIRN_RESUME_SEED=S repeats a run);
+# CAIRN_RESUME_POINTS="0.3 1.5 2.6" (seconds) for fixed ones, CAIRN_RESUME_RANDOM=N for another count.
 source "$(dirname "$0")/50-agent-common.sh"
 fx_all
 P2_SIZE=$(stat -c %s "$P2")
 echo 'DOWNLOAD_RATE_LIMIT=4M' >>"$R/etc/cairn/update.conf"
 cp -a "$R" "$T/root0"
-points=${CAIRN_RESUME_POINTS:-"0.3 1.5 2.6"}
-if [ -n "${CAIRN_RESUME_RANDOM:-}" ]; then
-        points=$(python3 -c 'import random,sys; print(" ".join("%.2f" % random.uniform(0.05, 3.4) for _ in range(int(sys.argv[1]))))' "$CAIRN_RESUME_RANDOM")
-fi
+# 20 random points over the ~3.3 s apply (the issue's count), reproducible from the printed seed.
+seed=${CAIRN_RESUME_SEED:-$RANDOM}
+points=${CAIRN_RESUME_POINTS:-$(python3 -c 'import random,sys; r=random.Random(int(sys.argv[2])); print(" ".join("%.2f" % r.uniform(0.05, 3.4) for _ in range(int(sys.argv[1]))))' "${CAIRN_RESUME_RANDOM:-20}" "$seed")}
+echo "kill -9 points (CAIRN_RESUME_SEED=$seed): $points"
 resumed=0
 for at in $points; do
         rm -rf "$R"; cp -a "$T/root0" "$R"

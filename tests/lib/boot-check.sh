@@ -16,7 +16,7 @@ qemu-img create -q -f qcow2 -b "$(readlink -f "$IMG")" -F raw "$disk" 3G
 # Boot 1: first boot.
 vm_start vm "$disk" --firmware "$FW" --no-overlay
 vm_wait vm "Cairn $VERSION \(slot A\) ready" 300 || fail "first boot did not reach the ready line"
-vm_output vm | grep -q "cairn-growroot: ROOT grown" || fail "ROOT was not grown on first boot"
+vm_grep vm "cairn-growroot: ROOT grown" || fail "ROOT was not grown on first boot"
 out=$(vm_run vm 'cat /proc/cmdline') || fail "cmdline: $out"
 grep -q 'cairn.slot=A' <<<"$out" || fail "kernel command line lacks cairn.slot=A: $out"
 grep -q 'cairn.usr=PARTUUID=' <<<"$out" || fail "kernel command line lacks the USR PARTUUID: $out"
@@ -37,7 +37,7 @@ vm_poweroff vm 120
 # Boot 2: the same disk.
 vm_start vm "$disk" --firmware "$FW" --no-overlay
 vm_wait vm "Cairn $VERSION \(slot A\) ready" 300 || fail "second boot did not reach the ready line"
-vm_output vm | grep -q "cairn-growroot: ROOT already fills the disk" || fail "second boot tried to grow ROOT again"
+vm_grep vm "cairn-growroot: ROOT already fills the disk" || fail "second boot tried to grow ROOT again"
 got=$(vm_run vm 'cat /var/lib/cairn/marker') || fail "marker from the first boot is gone"
 [ "$got" = "$marker" ] || fail "marker changed: '$got' != '$marker'"
 size2=$(vm_run vm "df -k / | awk 'NR==2{print \$2}'")

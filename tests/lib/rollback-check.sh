@@ -12,7 +12,11 @@ FW=$1
 IMG=${CAIRN_IMAGE:-out/cairn.img}
 [ -f "$IMG" ] || { echo "FAIL: $IMG missing (run make image)"; exit 1; }
 . "$(dirname "$0")/vm.sh"
-fail() { echo "FAIL: $*"; exit 1; }
+fail() {
+        echo "FAIL: $*"
+        if [ -n "${VM_PID[vm]:-}" ]; then echo "--- console since the last mark (tail)"; vm_output vm | tail -n 60 | cat -v; fi
+        exit 1
+}
 V1=$(cat VERSION) V2=0.2.0-rollbacktest
 W=$VM_DIR/work
 mkdir -p "$W"
@@ -68,7 +72,7 @@ check 's["booted"] == "A"' 's["next"] == "B"' 'B["tries"] == 1 and not B["succes
 
 # 2. B boots on its one try; mark-good; B again.
 reboot_to "$V2" B
-vm_output vm | grep -q "cairn: booting slot B" || fail "GRUB did not say it boots B"
+vm_grep vm "cairn: booting slot B" || fail "GRUB did not say it boots B"
 check 's["booted"] == "B"' 'B["tries"] == 0 and not B["successful"]' 'A["successful"]'
 vm_run vm 'cairn-bootcfg mark-good' || fail "mark-good"
 check 's["booted"] == "B"' 'B["successful"] and B["tries"] == 0' 's["next"] == "B"'
@@ -90,7 +94,8 @@ vm_reboot vm
 vm_wait vm "Kernel panic" 300 || fail "the broken slot B did not fail as expected"
 vm_wait vm "Cairn $V1 \(slot A\) ready" 300 || fail "no automatic fallback to slot A after B failed"
 # In order: GRUB tries B, B's kernel panics, GRUB boots A, A is ready.
-line() { vm_output vm | grep -n -m1 -- "$1" | cut -d: -f1; }
+con=$(vm_output vm)
+line() { grep -n -m1 -- "$1" <<<"$con" | cut -d: -f1; }
 lb=$(line "cairn: booting slot B") lp=$(line "Kernel panic") la=$(line "cairn: booting slot A") lr=$(line "slot A) ready")
 echo "console lines: try B $lb, panic $lp, boot A $la, ready $lr"
 [ -n "$lb" ] && [ -n "$lp" ] && [ -n "$la" ] && [ "$lb" -lt "$lp" ] && [ "$lp" -lt "$la" ] && [ "$la" -lt "$lr" ] ||

@@ -12,6 +12,7 @@
 #   vm_wait NAME REGEX [SECS]      wait (default 300 s) for an extended-regex line on the serial console,
 #                                  counting only output after the last vm_mark; 0 if seen, 1 on timeout/exit
 #   vm_mark NAME                   forget console output so far (before a reboot)
+#   vm_grep NAME ERE               does the console output since the mark match ERE (no waiting)
 #   vm_run NAME CMD [SECS]         run CMD in the guest's console shell; prints its output, returns its
 #                                  exit status (124 on timeout)
 #   vm_reboot NAME                 reboot the guest cleanly (marks first); vm_reset NAME: hard reset
@@ -106,12 +107,16 @@ vm_output() {
                 sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][A-Z0-9]//g'
 }
 
+# vm_grep NAME ERE: does the console since the mark match? (Never `vm_output | grep -q` under pipefail: grep
+# leaves at the first match, the writer gets SIGPIPE, and the pipeline fails although the line is there.)
+vm_grep() { local out; out=$(vm_output "$1"); grep -Eq -- "$2" <<<"$out"; }
+
 vm_wait() {
         local name=$1 re=$2 secs=${3:-300} end=$((SECONDS + ${3:-300}))
         while [ $SECONDS -lt $end ]; do
-                vm_output "$name" | grep -Eq -- "$re" && return 0
+                vm_grep "$name" "$re" && return 0
                 if ! vm_alive "$name"; then
-                        vm_output "$name" | grep -Eq -- "$re" && return 0
+                        vm_grep "$name" "$re" && return 0
                         vm_log "$name: QEMU exited while waiting for /$re/"
                         return 1
                 fi

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # ci/release.sh — make the signed payload of a release into a release directory and put it into channel alpha.
-# Usage: ci/release.sh VERSION [--image USR.img] [--key KEY.key]... [--board BOARD] [--reldir DIR] [--channel NAME]
+# Usage: ci/release.sh VERSION [--image USR.img] [--key KEY.key]... [--revoke KEYID]... [--board BOARD] [--reldir DIR]
+#                       [--channel NAME]
 #   --image   the USR slot image (default: $CAIRN_USR_IMAGE; without either, the image of VERSION is built
 #             with scripts/build-image.sh and the board comes from the recipe's image.conf)
 #   --key     signing key(s) made by cairn-keygen (default: $CAIRN_RELEASE_KEY); KEY.pub beside it, if present,
 #             is used to verify the payload before publishing
+#   --revoke  a key id (16 hex digits, as cairn-keygen prints it) this release revokes: hosts that accept the
+#             release stop trusting that key at once (key rotation: sign with the new key too)
 #   --board   default amd64
 #   --reldir  default $CAIRN_RELDIR or out/releases
 #   --channel default alpha ("" to publish without touching any channel)
@@ -18,11 +21,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=$1; shift
 IMAGE=${CAIRN_USR_IMAGE:-} KEYS=() BOARD=amd64 RELDIR=${CAIRN_RELDIR:-out/releases} CHANNEL=alpha
 [ -n "${CAIRN_RELEASE_KEY:-}" ] && KEYS=("$CAIRN_RELEASE_KEY")
-keys_given=0 board_given=0
+keys_given=0 board_given=0 REVOKE=()
 while [ $# -gt 0 ]; do
         case $1 in
         --image) IMAGE=$2; shift 2 ;;
         --key) [ $keys_given = 1 ] || KEYS=(); keys_given=1; KEYS+=("$2"); shift 2 ;;
+        --revoke) [[ $2 =~ ^[0-9a-f]{16}$ ]] || die "--revoke '$2' is not a 16-digit key id"; REVOKE+=(--revoke "$2"); shift 2 ;;
         --board) BOARD=$2; board_given=1; shift 2 ;;
         --reldir) RELDIR=$2; shift 2 ;;
         --channel) CHANNEL=$2; shift 2 ;;
@@ -56,7 +60,7 @@ for k in "${KEYS[@]}"; do
         [ -f "$k" ] || die "key '$k' not found"
         keyargs+=(--key "$k")
 done
-"$RELEASE" create --image "$IMAGE" --version "$VERSION" --board "$BOARD" "${keyargs[@]}" -o "$tmp/$name" \
+"$RELEASE" create --image "$IMAGE" --version "$VERSION" --board "$BOARD" "${keyargs[@]}" ${REVOKE[@]+"${REVOKE[@]}"} -o "$tmp/$name" \
         || die "cairn-release create failed for '$IMAGE'"
 
 # Verify against the public keys beside the private ones before anything is published.

@@ -398,6 +398,101 @@ static int mem_sink(void *ud, const uint8_t *data, size_t n) {
         return 0;
 }
 
+/* Key ids revoked by releases this host accepted, one hex id per line in STATE_DIR/revoked-keys. A release ships
+ * its own trusted keys, so a revocation takes full effect once it boots; this list makes it hold from the moment
+ * the release is accepted, so a payload signed only by the revoked key cannot replace a staged update. */
+#define REVOKED_FILE_MAX 1024 /* ids kept; only ids of keys in the trusted directory matter when loading */
+
+static int revoked_path(const Agent *a, char *buf, size_t size) {
+        return strf(buf, size, "%s/revoked-keys", a->state_dir);
+}
+
+/* Parse the list into ids (at most max); returns the count or < 0 with a->err set. */
+static int revoked_read(Agent *a, uint8_t (*ids)[CAIRN_KEY_ID_SIZE], size_t max) {
+        char path[PATH_MAX];
+        if (revoked_path(a, path, sizeof path) < 0)
+                return fail(a, -ENAMETOOLONG, "state directory path too long");
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = read_file_bounded(path, (CAIRN_KEY_ID_HEX_SIZE + 1) * (size_t)REVOKED_FILE_MAX, &buf, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return fail(a, r, "cannot read the revoked key list \"%s\": %s", path, strerror(-r));
+        size_t n = 0, line = 0;
+        for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                line++;
+                if (n >= max)
+                        return fail(a, -E2BIG, "revoked key list \"%s\" has more than %zu ids", path, max);
+                if (key_id_from_hex(l, ids[n]) < 0)
+                        return fail(a, -EBADMSG, "revoked key list \"%s\" line %zu is not a 16-digit key id", path,
+                                    line);
+                n++;
+        }
+        return (int)n;
+}
+
+/* Revoke, in kr, every trusted key that an accepted release revoked. */
+static int revoked_apply(Agent *a, CairnKeyring *kr) {
+        _cleanup_free_ uint8_t(*ids)[CAIRN_KEY_ID_SIZE] = calloc(REVOKED_FILE_MAX, CAIRN_KEY_ID_SIZE);
+        if (!ids)
+                return fail(a, -ENOMEM, "out of memory");
+        int n = revoked_read(a, ids, REVOKED_FILE_MAX);
+        if (n < 0)
+                return n;
+        for (int i = 0; i < n; i++)
+                if (keyring_find(kr, ids[i])) {
+                        int r = keyring_revoke(kr, ids[i]);
+                        if (r < 0)
+                                return fail(a, r, "too many revoked keys");
+                }
+        return 0;
+}
+
+/* Add the ids a verified, accepted release revokes to the list (atomically; nothing to do if none is new). */
+static int revoked_record(Agent *a, const Payload *p) {
+        if (p->n_revoked == 0)
+                return 0;
+        _cleanup_free_ uint8_t(*ids)[CAIRN_KEY_ID_SIZE] = calloc(REVOKED_FILE_MAX, CAIRN_KEY_ID_SIZE);
+        if (!ids)
+                return fail(a, -ENOMEM, "out of memory");
+        int n = revoked_read(a, ids, REVOKED_FILE_MAX);
+        if (n < 0)
+                return n;
+        size_t count = (size_t)n, before = count;
+        for (uint32_t i = 0; i < p->n_revoked; i++) {
+                bool known = false;
+                for (size_t k = 0; k < count && !known; k++)
+                        known = memcmp(ids[k], p->revoked[i], CAIRN_KEY_ID_SIZE) == 0;
+                if (known)
+                        continue;
+                if (count == REVOKED_FILE_MAX) { /* keep the newest: drop the oldest id */
+                        memmove(ids[0], ids[1], (REVOKED_FILE_MAX - 1) * CAIRN_KEY_ID_SIZE);
+                        count--;
+                }
+                memcpy(ids[count++], p->revoked[i], CAIRN_KEY_ID_SIZE);
+        }
+        if (count == before)
+                return 0;
+        _cleanup_free_ char *text = malloc(count * CAIRN_KEY_ID_HEX_SIZE + 1);
+        if (!text)
+                return fail(a, -ENOMEM, "out of memory");
+        size_t len = 0;
+        for (size_t k = 0; k < count; k++) {
+                char hex[CAIRN_KEY_ID_HEX_SIZE];
+                len += (size_t)sprintf(text + len, "%s\n", key_id_to_hex(ids[k], hex));
+        }
+        char path[PATH_MAX];
+        if (revoked_path(a, path, sizeof path) < 0)
+                return fail(a, -ENAMETOOLONG, "state directory path too long");
+        int r = mkdir_parents(a->state_dir, true);
+        if (r >= 0)
+                r = write_file_atomic(path, text, len, 0644);
+        if (r < 0)
+                return fail(a, r, "cannot write the revoked key list \"%s\": %s", path, strerror(-r));
+        return 0;
+}
+
 static int fetch_manifest(Agent *a, const AgentOffer *offer, uint64_t *counter, Payload **ret) {
         uint8_t header[PAYLOAD_HEADER_SIZE];
         MemSink m = { .buf = header, .cap = sizeof header };
@@ -430,6 +525,11 @@ static int fetch_manifest(Agent *a, const AgentOffer *offer, uint64_t *counter, 
                 if (bad)
                         return fail(a, r, "trusted key \"%s/%s\" does not load: %s", a->keys_dir, bad, strerror(-r));
                 return fail(a, r, "no trusted keys in \"%s\": %s", a->keys_dir, strerror(-r));
+        }
+        r = revoked_apply(a, &kr);
+        if (r < 0) {
+                keyring_done(&kr);
+                return r;
         }
         r = payload_load(untrusted_prefix, prefix, &kr, ret);
         keyring_done(&kr);
@@ -534,6 +634,10 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
         if (!omaha_version_valid(p->version) || omaha_version_cmp(p->version, a->os_version) <= 0)
                 return fail(a, -EPERM, "payload '%s' is version %s, not newer than the running %s: refusing to "
                             "downgrade", offer->url, p->version, a->os_version);
+        /* A newer release for this board, signed by a trusted key: its revocations hold from now on. */
+        r = revoked_record(a, p);
+        if (r < 0)
+                return r;
         if (p->image_size > s.size[target])
                 return fail(a, -EFBIG, "payload '%s' holds a %" PRIu64 "-byte image; slot %c has only %" PRIu64
                             " bytes", offer->url, p->image_size, bootcfg_slot_name(target), s.size[target]);

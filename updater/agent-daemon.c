@@ -271,8 +271,13 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                         unsigned f = agent_state(a)->failures ? agent_state(a)->failures : 1;
                         delay = agent_backoff(f, cfg->backoff_base, cfg->backoff_max, rnd32());
                         log_msg("next try in %u s (failure %u)", delay, f);
-                } else
-                        delay = agent_jitter(cfg->check_interval, 10, rnd32());
+                } else {
+                        /* The server's PollInterval, when it sent one, wins over CHECK_INTERVAL (as update_engine
+                         * does), so a fleet's check rate can be steered per channel. */
+                        unsigned pi = agent_poll_interval(a);
+                        delay = agent_jitter(pi ? MAX(pi, AGENT_POLL_INTERVAL_MIN) : cfg->check_interval, 10, rnd32());
+                        log_msg("next check in %u s%s", delay, pi ? " (the server's PollInterval)" : "");
+                }
                 next = now_ms() + (int64_t)delay * 1000;
         }
 }

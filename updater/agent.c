@@ -32,6 +32,7 @@ struct Agent {
         agent_progress_fn progress;
         void *progress_ud;
         char err[AGENT_ERROR_MAX];
+        unsigned poll_interval; /* the server's PollInterval from the last good check; 0 = none */
 };
 
 /* snprintf that reports truncation (-ENAMETOOLONG) instead of warning about it at compile time. */
@@ -61,6 +62,9 @@ AgentState *agent_state(Agent *a) {
 }
 const AgentConfig *agent_config(const Agent *a) {
         return &a->cfg;
+}
+unsigned agent_poll_interval(const Agent *a) {
+        return a->poll_interval;
 }
 const char *agent_state_path(const Agent *a) {
         return a->state_file;
@@ -371,6 +375,7 @@ int agent_check(Agent *a, bool interactive, AgentOffer *ret_offer) {
                 return r;
         }
         a->st.last_check = (int64_t)time(NULL);
+        a->poll_interval = offer.poll_interval;
         int would = 0;
         if (offer.update && omaha_version_cmp(offer.version, a->os_version) > 0 &&
             strcmp(offer.version, a->st.staged_version) != 0)

@@ -296,6 +296,10 @@ int agent_rollback(Agent *a);
 /* Save the state file now. */
 int agent_save(Agent *a);
 const char *agent_state_path(const Agent *a);
+/* Seconds until the next check the server asked for in its last answer (Omaha PollInterval); 0 = none. */
+unsigned agent_poll_interval(const Agent *a);
+/* The shortest interval taken from a server, so a mistaken channel setting cannot make a fleet hammer it. */
+#define AGENT_POLL_INTERVAL_MIN 60
 
 /* ---- Daemon (agent-daemon.c) ---- */
 typedef struct AgentDaemonOptions {

@@ -416,6 +416,8 @@ int omaha_response_write(OmahaBuf *out, const char *server, long daystart_elapse
                 if (a->uc_status) {
                         obuf_puts(out, "<updatecheck");
                         attr(out, "status", a->uc_status);
+                        if (a->poll_interval)
+                                obuf_printf(out, " PollInterval=\"%u\"", a->poll_interval);
                         obuf_puts(out, ">");
                         if (strcmp(a->uc_status, "ok") == 0) {
                                 obuf_puts(out, "<urls><url");

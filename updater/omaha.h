@@ -117,6 +117,7 @@ typedef struct OmahaAppAnswer {
         const char *status;     /* "ok" or "error-…" */
         bool ping;              /* answer <ping status="ok"/> */
         const char *uc_status;  /* NULL: no <updatecheck>; else "noupdate", "ok" or "error-…" */
+        unsigned poll_interval; /* > 0: updatecheck@PollInterval, seconds until the host's next check */
         /* Only for uc_status "ok": */
         const char *codebase;   /* URL the package name is appended to */
         const char *version;

@@ -64,6 +64,9 @@ int channel_parse(const char *name, const char *text, Channel *ret, unsigned *re
                 } else if (strcmp(l, "MAX_PER_PERIOD") == 0) {
                         if (parse_uint(v, 100000000, &c.max_per_period) < 0)
                                 goto bad;
+                } else if (strcmp(l, "POLL_INTERVAL") == 0) {
+                        if (parse_uint(v, 7u * 86400u, &c.poll_interval) < 0)
+                                goto bad;
                 } else if (strcmp(l, "PERIOD") == 0) {
                         if (parse_uint(v, 366u * 86400u, &c.period) < 0 || c.period == 0)
                                 goto bad;

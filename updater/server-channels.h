@@ -17,6 +17,7 @@ typedef struct Channel {
         bool paused;                      /* no new offers */
         unsigned max_per_period;          /* distinct machines offered per period; 0 = unlimited */
         unsigned period;                  /* seconds, >= 1 */
+        unsigned poll_interval;           /* seconds between checks suggested to hosts (PollInterval); 0 = none */
 } Channel;
 
 /* Parse a channel file's text. -EINVAL with *ret_line set to the 1-based bad line. */

@@ -68,6 +68,8 @@ int server_answer_omaha(Server *s, const OmahaRequest *req, const char *peer_ip,
                 bool want_grant = false;
                 if (app->updatecheck) {
                         int r = channel_load_cached(s->channels, s->reldir_fd, channel, &x->ch);
+                        if (r >= 0)
+                                x->ans.poll_interval = x->ch.poll_interval; /* on every answer of the channel */
                         if (r == -ENOENT) {
                                 x->ans.uc_status = "error-unknownChannel";
                                 add_note(note, note_size, "channel '%s' does not exist", channel);

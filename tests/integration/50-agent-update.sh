@@ -147,4 +147,26 @@ agent_once --boot-id boot-5 || fail "replacing the staged release failed: $(tail
         || fail "boot selection after replacing the staged release: $(bc_status)"
 [ "$(slot_sum A)" = "$snapshot_a" ] || fail "slot A changed while replacing the staged release"
 ok "3.0.0 replaced the staged 2.0.0 in slot B before the reboot (B out of the boot order while written, then next again)"
+
+# ---- the check interval: CHECK_INTERVAL, or the channel's POLL_INTERVAL sent as Omaha PollInterval ----
+printf 'FIRST_CHECK_DELAY=0\nHEALTH_DELAY=0\nCHECK_INTERVAL=1000\n' >>"$R/etc/cairn/update.conf"
+next_check() { # → "SECONDS SUFFIX" of the daemon's first "next check in" line
+        : >"$T/d.log"
+        "$B/cairn-updated" --no-nice --root "$R" --disk "$T/disk.img" --booted A --boot-id boot-5 --socket "$SOCK" \
+                >>"$T/d.log" 2>&1 &
+        DPID=$!
+        for _ in $(seq 200); do grep -q 'next check in' "$T/d.log" && break; sleep 0.05; done
+        kill "$DPID"; wait "$DPID" || true; DPID=
+        sed -n 's/.*next check in \([0-9]*\) s\(.*\)$/\1\2/p' "$T/d.log" | head -n1
+}
+in_range() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+got=$(next_check)
+in_range "${got%% *}" 900 1100 && [ "$got" = "${got%% *}" ] || fail "without PollInterval: next check '$got' (want ~1000 s): $(cat "$T/d.log")"
+echo "POLL_INTERVAL=7200" >>"$T/rel/channels/alpha"
+curl -s -d '<request protocol="3.0"><app appid="{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}" version="9.0.0" track="alpha" machineid="0123456789abcdef0123456789abcdef" board="amd64"><updatecheck/></app></request>' \
+        "$URL/v1/update/" | grep -o '<updatecheck[^>]*>' >"$T/uc.txt"
+grep -q 'status="noupdate" PollInterval="7200"' "$T/uc.txt" || fail "server answer without PollInterval: $(cat "$T/uc.txt")"
+got2=$(next_check)
+in_range "${got2%% *}" 6480 7920 && [[ $got2 == *"PollInterval"* ]] || fail "with PollInterval=7200: next check '$got2': $(cat "$T/d.log")"
+ok "next check after ${got% *} s from CHECK_INTERVAL=1000; after $got2 with the channel's POLL_INTERVAL=7200 ($(cat "$T/uc.txt"))"
 echo PASS

@@ -242,6 +242,16 @@ static void test_writer_escapes(void) {
         CHECK(strstr(b.data, "<updatecheck status=\"noupdate\"></updatecheck>") != NULL);
         CHECK(strstr(b.data, "<manifest") == NULL);
 
+        /* A channel's poll interval goes out as updatecheck@PollInterval and the agent's parser reads it back. */
+        obuf_free(&b);
+        n.poll_interval = 900;
+        CHECK_EQ(omaha_response_write(&b, "s", 0, &n, 1), 0);
+        CHECK(strstr(b.data, "<updatecheck status=\"noupdate\" PollInterval=\"900\"></updatecheck>") != NULL);
+        OmahaResponse *resp = NULL;
+        CHECK_EQ(omaha_response_parse(b.data, b.len, &resp), 0);
+        CHECK(resp != NULL && resp->poll_interval == 900 && strcmp(resp->uc_status, "noupdate") == 0);
+        free(resp);
+
         /* Control characters and the size cap. */
         OmahaBuf small;
         obuf_init(&small, 8);
@@ -308,11 +318,15 @@ static void test_channel_file(void) {
         CHECK_STREQ(c.version, "");
         CHECK_EQ(c.rollout, 100);
         CHECK_EQ(c.period, 3600);
+        CHECK_EQ(c.poll_interval, 0);
         CHECK_EQ(channel_parse("x", "VERSION=1.2\nROLLOUT=101\n", &c, &line), -EINVAL);
         CHECK_EQ(line, 2);
         CHECK_EQ(channel_parse("x", "VERSION=abc\n", &c, &line), -EINVAL);
         CHECK_EQ(channel_parse("x", "PERIOD=0\n", &c, &line), -EINVAL);
         CHECK_EQ(channel_parse("x", "PAUSED=yes\n", &c, &line), -EINVAL);
+        CHECK_EQ(channel_parse("x", "POLL_INTERVAL=1800\n", &c, &line), 0);
+        CHECK_EQ(c.poll_interval, 1800);
+        CHECK_EQ(channel_parse("x", "POLL_INTERVAL=604801\n", &c, &line), -EINVAL);
         CHECK_EQ(channel_parse("x", "garbage\n", &c, &line), -EINVAL);
         CHECK_EQ(channel_parse("../x", "VERSION=1\n", &c, &line), -EINVAL);
 }

@@ -412,21 +412,33 @@ static int revoked_path(const Agent *a, char *buf, size_t size) {
         return strf(buf, size, "%s/revoked-keys", a->state_dir);
 }
 
-/* Parse the list into ids (at most max); returns the count or < 0 with a->err set. */
-static int revoked_read(Agent *a, uint8_t (*ids)[CAIRN_KEY_ID_SIZE], size_t max) {
+/* Read the list into *ret_ids (room for REVOKED_FILE_MAX ids, caller frees); returns the count or < 0 with
+ * a->err set. */
+static int revoked_read(Agent *a, uint8_t (**ret_ids)[CAIRN_KEY_ID_SIZE]) {
+        const size_t max = REVOKED_FILE_MAX;
+        _cleanup_free_ uint8_t(*ids)[CAIRN_KEY_ID_SIZE] = calloc(max, CAIRN_KEY_ID_SIZE);
+        if (!ids)
+                return fail(a, -ENOMEM, "out of memory");
         char path[PATH_MAX];
         if (revoked_path(a, path, sizeof path) < 0)
                 return fail(a, -ENAMETOOLONG, "state directory path too long");
         _cleanup_free_ char *buf = NULL;
         size_t len;
         int r = read_file_bounded(path, (CAIRN_KEY_ID_HEX_SIZE + 1) * (size_t)REVOKED_FILE_MAX, &buf, &len);
-        if (r == -ENOENT)
+        if (r == -ENOENT) {
+                *ret_ids = TAKE_PTR(ids);
                 return 0;
+        }
         if (r < 0)
                 return fail(a, r, "cannot read the revoked key list \"%s\": %s", path, strerror(-r));
         size_t n = 0, line = 0;
-        for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        for (char *l = buf, *end; *l; l = end) {
+                end = l + strcspn(l, "\n");
+                if (*end)
+                        *end++ = 0;
                 line++;
+                if (!*l)
+                        continue; /* blank lines are allowed */
                 if (n >= max)
                         return fail(a, -E2BIG, "revoked key list \"%s\" has more than %zu ids", path, max);
                 if (key_id_from_hex(l, ids[n]) < 0)
@@ -434,15 +446,14 @@ static int revoked_read(Agent *a, uint8_t (*ids)[CAIRN_KEY_ID_SIZE], size_t max)
                                     line);
                 n++;
         }
+        *ret_ids = TAKE_PTR(ids);
         return (int)n;
 }
 
 /* Revoke, in kr, every trusted key that an accepted release revoked. */
 static int revoked_apply(Agent *a, CairnKeyring *kr) {
-        _cleanup_free_ uint8_t(*ids)[CAIRN_KEY_ID_SIZE] = calloc(REVOKED_FILE_MAX, CAIRN_KEY_ID_SIZE);
-        if (!ids)
-                return fail(a, -ENOMEM, "out of memory");
-        int n = revoked_read(a, ids, REVOKED_FILE_MAX);
+        _cleanup_free_ uint8_t(*ids)[CAIRN_KEY_ID_SIZE] = NULL;
+        int n = revoked_read(a, &ids);
         if (n < 0)
                 return n;
         for (int i = 0; i < n; i++)
@@ -458,10 +469,8 @@ static int revoked_apply(Agent *a, CairnKeyring *kr) {
 static int revoked_record(Agent *a, const Payload *p) {
         if (p->n_revoked == 0)
                 return 0;
-        _cleanup_free_ uint8_t(*ids)[CAIRN_KEY_ID_SIZE] = calloc(REVOKED_FILE_MAX, CAIRN_KEY_ID_SIZE);
-        if (!ids)
-                return fail(a, -ENOMEM, "out of memory");
-        int n = revoked_read(a, ids, REVOKED_FILE_MAX);
+        _cleanup_free_ uint8_t(*ids)[CAIRN_KEY_ID_SIZE] = NULL;
+        int n = revoked_read(a, &ids);
         if (n < 0)
                 return n;
         size_t count = (size_t)n, before = count;

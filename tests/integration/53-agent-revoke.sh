@@ -37,10 +37,10 @@ untouched "revoked-key release"
 ok "2.0.0 revoked key $other_id on acceptance; 3.0.0 signed by it refused ($(grep -m1 refused "$T/agent.log")); staged 2.0.0 kept"
 
 # A corrupt revocation list stops updates with a clear line instead of being ignored.
-echo "not-a-key-id" >>"$R/var/lib/cairn/revoked-keys"
+printf "\nnot-a-key-id\n" >>"$R/var/lib/cairn/revoked-keys"
 : >"$T/agent.log"
 rc=0; agent_once || rc=$?
-[ $rc = 1 ] && grep -q "revoked key list .* line 2 is not a 16-digit key id" "$T/agent.log" ||
+[ $rc = 1 ] && grep -q "revoked key list .* line 3 is not a 16-digit key id" "$T/agent.log" ||
         fail "a corrupt revocation list was not reported: rc $rc: $(cat "$T/agent.log")"
 untouched "corrupt revocation list"
 ok "a corrupt revocation list is reported: $(grep -m1 'revoked key list' "$T/agent.log")"

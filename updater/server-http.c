@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "http-range.h"
 #include "log.h"
 #include "server.h"
 
@@ -76,57 +77,6 @@ static enum MHD_Result respond_obuf(struct MHD_Connection *c, Req *q, unsigned s
         return queue(c, q, status, resp, len);
 }
 
-/* Parse a single "bytes=" range against size. 1: satisfiable (start,len set); 0: ignore the header (serve
- * the whole file: multiple ranges or bad syntax); -ERANGE: unsatisfiable. */
-static int parse_range(const char *h, uint64_t size, uint64_t *ret_start, uint64_t *ret_len) {
-        if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-                return 0;
-        const char *p = h + 6;
-        while (*p == ' ')
-                p++;
-        uint64_t a = 0, b = 0;
-        bool has_a = false, has_b = false;
-        char *end;
-        if (*p >= '0' && *p <= '9') {
-                errno = 0;
-                a = strtoull(p, &end, 10);
-                if (errno)
-                        return 0;
-                has_a = true;
-                p = end;
-        }
-        if (*p++ != '-')
-                return 0;
-        if (*p >= '0' && *p <= '9') {
-                errno = 0;
-                b = strtoull(p, &end, 10);
-                if (errno)
-                        return 0;
-                has_b = true;
-                p = end;
-        }
-        while (*p == ' ')
-                p++;
-        if (*p || (!has_a && !has_b))
-                return 0;
-        if (!has_a) { /* suffix: last b bytes */
-                if (b == 0 || size == 0)
-                        return -ERANGE;
-                b = MIN(b, size);
-                *ret_start = size - b;
-                *ret_len = b;
-                return 1;
-        }
-        if (has_b && b < a)
-                return 0;
-        if (a >= size)
-                return -ERANGE;
-        if (!has_b || b >= size)
-                b = size - 1;
-        *ret_start = a;
-        *ret_len = b - a + 1;
-        return 1;
-}
 
 /* "1.2.3/cairn-1.2.3-amd64.cairn": 1..4 components of safe names, so no traversal, no hidden files. */
 static bool payload_path_valid(const char *rel) {
@@ -162,7 +112,7 @@ static enum MHD_Result serve_payload(Server *s, struct MHD_Connection *c, Req *q
         unsigned status = MHD_HTTP_OK;
         const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
         if (range) {
-                int r = parse_range(range, size, &start, &len);
+                int r = http_range_parse(range, size, &start, &len);
                 if (r == -ERANGE) {
                         close(fd);
                         char cr[64];

@@ -4,6 +4,7 @@
 #include "../lib/unit.h"
 #include "../../updater/omaha.h"
 #include "../../updater/server-channels.h"
+#include "../../updater/http-range.h"
 
 #define APPID "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
 
@@ -354,6 +355,38 @@ static void test_rollout_bucket(void) {
         CHECK(rollout_selected(&c, "machine-0001"));
 }
 
+static void test_range(void) {
+        uint64_t st, len;
+#define RANGE(h, size, want, ws, wl)                                                     \
+        do {                                                                             \
+                st = len = 77;                                                           \
+                CHECK_EQ(http_range_parse(h, size, &st, &len), want);                    \
+                if ((want) == 1) {                                                       \
+                        CHECK_EQ(st, (uint64_t)(ws));                                    \
+                        CHECK_EQ(len, (uint64_t)(wl));                                   \
+                }                                                                        \
+        } while (0)
+        RANGE("bytes=0-99", 1000, 1, 0, 100);
+        RANGE("bytes=990-2000", 1000, 1, 990, 10); /* end clamped */
+        RANGE("bytes=500-", 1000, 1, 500, 500);
+        RANGE("bytes=-100", 1000, 1, 900, 100);
+        RANGE("bytes=-5000", 1000, 1, 0, 1000); /* suffix longer than the file: all of it */
+        RANGE("bytes= 1-2 ", 1000, 1, 1, 2);
+        RANGE("bytes=999-999", 1000, 1, 999, 1);
+        RANGE("bytes=1000-", 1000, -ERANGE, 0, 0);
+        RANGE("bytes=0-", 0, -ERANGE, 0, 0);
+        RANGE("bytes=-0", 1000, -ERANGE, 0, 0);
+        RANGE("bytes=0-1,5-9", 1000, 0, 0, 0);   /* several ranges: whole file */
+        RANGE("bytes=9-5", 1000, 0, 0, 0);       /* invalid: ignored */
+        RANGE("items=0-1", 1000, 0, 0, 0);
+        RANGE("bytes=-", 1000, 0, 0, 0);
+        RANGE("bytes=5", 1000, 0, 0, 0);
+        RANGE("bytes=+5-6", 1000, 0, 0, 0);
+        RANGE("bytes=99999999999999999999999-", 1000, 0, 0, 0);
+        RANGE("bytes=18446744073709551614-", UINT64_MAX, 1, UINT64_MAX - 1, 1);
+#undef RANGE
+}
+
 int main(void) {
         RUN(test_flatcar_request);
         RUN(test_events);
@@ -365,5 +398,6 @@ int main(void) {
         RUN(test_names);
         RUN(test_channel_file);
         RUN(test_rollout_bucket);
+        RUN(test_range);
         return unit_main_end();
 }

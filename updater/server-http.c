@@ -77,7 +77,6 @@ static enum MHD_Result respond_obuf(struct MHD_Connection *c, Req *q, unsigned s
         return queue(c, q, status, resp, len);
 }
 
-
 /* "1.2.3/cairn-1.2.3-amd64.cairn": 1..4 components of safe names, so no traversal, no hidden files. */
 static bool payload_path_valid(const char *rel) {
         if (!*rel || *rel == '/' || strlen(rel) > 255)

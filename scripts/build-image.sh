@@ -12,6 +12,7 @@ cd "$top"
 VERSION=${CAIRN_VERSION:-$(cat VERSION)}
 RECIPE=${CAIRN_RECIPE:-image/recipes/default}
 OUT=${CAIRN_OUT:-out}
+[ -n "${CAIRN_WORK-build/image}" ] || { echo "build-image: CAIRN_WORK is set but empty" >&2; exit 1; }
 W=$(realpath -m "${CAIRN_WORK:-build/image}")
 BIN=$top/build/bin
 SEED=${CAIRN_SEED:-cairn-$VERSION}
@@ -24,13 +25,22 @@ say() { echo "build-image: $*" >&2; }
 die() { echo "build-image: $*" >&2; exit 1; }
 for t in cairn-mkimage cairn-mkdisk cairn-growroot cairn-findpart cairn-keygen; do [ -x "$BIN/$t" ] || die "missing $BIN/$t (run make)"; done
 
+# The work directory is removed whole: never an empty path, /, or a directory above this checkout or $HOME.
+case $W in
+/ | "" | "$top" | "$(dirname "$top")" | "$HOME" | /root | /home | /tmp | /usr | /var | /etc)
+        die "refusing to use '$W' as CAIRN_WORK (it is removed and recreated by every build)" ;;
+esac
 rm -rf "$W"; mkdir -p "$W" "$OUT"
 TREE=$W/tree           # files for /usr, laid out as on the host (usr/...)
 mkdir -p "$TREE/usr/bin" "$TREE/usr/sbin" "$TREE/usr/lib" "$TREE/usr/boot"
 
 # 1. Debian packages (cached).
 declare -A DEB
-while IFS=$'\t' read -r pkg path; do DEB[$pkg]=$path; done < <(scripts/fetch-debs.sh "$RECIPE/packages")
+debs=$(scripts/fetch-debs.sh "$RECIPE/packages") || die "cannot get the recipe's Debian packages (see the line above)"
+while IFS=$'\t' read -r pkg path; do DEB[$pkg]=$path; done <<<"$debs"
+for p in linux-image-cloud-amd64 busybox-static; do
+        [ -n "${DEB[$p]:-}" ] || die "$RECIPE/packages does not provide '$p'"
+done
 KERNEL_DEB=${DEB[linux-image-cloud-amd64]}
 BUSYBOX_DEB=${DEB[busybox-static]}
 

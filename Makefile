@@ -86,11 +86,13 @@ check: deps
 check-long: check
 	@CAIRN_LONG=1 tests/run.sh --long
 
-bench: deps
+bench:
+	@scripts/deps.sh --bench
 	$(MAKE) -j2 all
 	@scripts/bench/run.sh
 
+# build/keys (the development release key the images trust) survives: hosts built from it still need it.
 clean:
-	rm -rf build out
+	rm -rf out $(filter-out build/keys,$(wildcard build/*))
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

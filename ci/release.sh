@@ -4,11 +4,15 @@
 #                       [--channel NAME]
 #   --image   the USR slot image (default: $CAIRN_USR_IMAGE; without either, the image of VERSION is built
 #             with scripts/build-image.sh and the board comes from the recipe's image.conf)
-#   --key     signing key(s) made by cairn-keygen (default: $CAIRN_RELEASE_KEY); KEY.pub beside it, if present,
-#             is used to verify the payload before publishing
+#   --key     signing key(s) made by cairn-keygen (default: $CAIRN_RELEASE_KEY, else this checkout's
+#             development key build/keys/dev.key, the key `make image` builds into the image); KEY.pub beside
+#             it, if present, is used to verify the payload before publishing. A warning says when no key
+#             signing the release is among the keys the image trusts (its /usr/share/cairn/keys).
 #   --revoke  a key id (16 hex digits, as cairn-keygen prints it) this release revokes: hosts that accept the
 #             release stop trusting that key at once (key rotation: sign with the new key too)
-#   --board   default amd64
+#   --board   default: the image's own CAIRN_BOARD (its /usr/lib/os-release); a different --board is refused.
+#             The image's VERSION_ID must be VERSION: a host would otherwise be offered the release again after
+#             every reboot.
 #   --reldir  default $CAIRN_RELDIR or out/releases
 #   --channel default alpha ("" to publish without touching any channel)
 # Writes RELDIR/payloads/VERSION/cairn-VERSION-BOARD.cairn (+ .sha256) atomically; a published payload is
@@ -19,7 +23,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 [ $# -ge 1 ] || die "usage: ci/release.sh VERSION [--image USR.img] [--key KEY.key] [--board B] [--reldir DIR]"
 VERSION=$1; shift
-IMAGE=${CAIRN_USR_IMAGE:-} KEYS=() BOARD=amd64 RELDIR=${CAIRN_RELDIR:-out/releases} CHANNEL=alpha
+IMAGE=${CAIRN_USR_IMAGE:-} KEYS=() BOARD= RELDIR=${CAIRN_RELDIR:-out/releases} CHANNEL=alpha
 [ -n "${CAIRN_RELEASE_KEY:-}" ] && KEYS=("$CAIRN_RELEASE_KEY")
 keys_given=0 board_given=0 REVOKE=()
 while [ $# -gt 0 ]; do
@@ -34,15 +38,38 @@ while [ $# -gt 0 ]; do
         esac
 done
 [[ $VERSION =~ ^[0-9]{1,9}(\.[0-9]{1,9}){0,7}$ ]] || die "version '$VERSION' is not dotted numeric (e.g. 1.2.3)"
-[[ $BOARD =~ ^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$ ]] || die "board '$BOARD' must be 1-64 of [A-Za-z0-9._-]"
+[ $board_given = 0 ] || [[ $BOARD =~ ^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$ ]] || die "board '$BOARD' must be 1-64 of [A-Za-z0-9._-]"
 if [ -z "$IMAGE" ]; then
         # Build the release's /usr image (reproducible: same commit, same bytes).
         CAIRN_VERSION=$VERSION CAIRN_USR_ONLY=1 CAIRN_OUT=$ROOT/build/release/$VERSION \
                 CAIRN_WORK=$ROOT/build/release/work "$ROOT/scripts/build-image.sh" >&2 || die "image build failed"
         IMAGE=$ROOT/build/release/$VERSION/usr.img
-        [ $board_given = 1 ] || BOARD=$(. "${CAIRN_RECIPE:-$ROOT/image/recipes/default}/image.conf" && echo "$BOARD")
 fi
 [ -f "$IMAGE" ] || die "USR image '$IMAGE' not found (build it with 'make image' or pass --image)"
+
+# The image is the one source of truth for its board and version (its /usr/lib/os-release, read with debugfs
+# without mounting): the agent on a host reports exactly these, and the server offers by them.
+command -v debugfs >/dev/null || die "debugfs (e2fsprogs) is needed to read the image's os-release"
+osr=$(debugfs -R 'cat /lib/os-release' "$IMAGE" 2>/dev/null) || true
+[ -n "$osr" ] || die "'$IMAGE' has no readable /usr/lib/os-release (is it a Cairn /usr image?)"
+osr_get() { # KEY: its value in os-release, quotes removed (the os-release(5) grammar)
+        printf '%s\n' "$osr" | sed -n "s/^$1=//p" | tail -n 1 | sed -e 's/^"\(.*\)"$/\1/' -e "s/^'\(.*\)'$/\1/"
+}
+img_board=$(osr_get CAIRN_BOARD) img_version=$(osr_get VERSION_ID)
+[ -n "$img_board" ] || die "'$IMAGE': os-release has no CAIRN_BOARD"
+[ -n "$img_version" ] || die "'$IMAGE': os-release has no VERSION_ID"
+if [ $board_given = 1 ] && [ "$BOARD" != "$img_board" ]; then
+        die "--board '$BOARD' disagrees with the image, which says CAIRN_BOARD=$img_board (hosts report the image's)"
+fi
+BOARD=$img_board
+[[ $BOARD =~ ^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$ ]] || die "the image's board '$BOARD' must be 1-64 of [A-Za-z0-9._-]"
+[ "$img_version" = "$VERSION" ] ||
+        die "'$IMAGE' says VERSION_ID=$img_version, not $VERSION: a host running it would be offered $VERSION again after every reboot (build the image with CAIRN_VERSION=$VERSION)"
+
+if [ ${#KEYS[@]} -eq 0 ] && [ -f "$ROOT/build/keys/dev.key" ]; then
+        echo "release: signing with the development key $ROOT/build/keys/dev.key (--key or CAIRN_RELEASE_KEY for a real release)" >&2
+        KEYS=("$ROOT/build/keys/dev.key")
+fi
 [ ${#KEYS[@]} -gt 0 ] || die "no signing key: pass --key KEY.key or set CAIRN_RELEASE_KEY (make one with cairn-keygen)"
 RELEASE=${CAIRN_RELEASE_TOOL:-$ROOT/build/bin/cairn-release}
 [ -x "$RELEASE" ] || die "'$RELEASE' not built (run make)"
@@ -71,6 +98,26 @@ for k in "${KEYS[@]}"; do
 done
 if ls "$tmp/keys"/*.pub >/dev/null 2>&1; then
         "$RELEASE" verify --keys "$tmp/keys" "$tmp/$name" >/dev/null || die "fresh payload '$name' does not verify"
+fi
+
+# Warn when the image itself would not accept its own release: none of the signing keys is among the keys
+# in its /usr/share/cairn/keys (compared as public keys, derived from the private ones with openssl).
+mkdir "$tmp/trusted"
+while read -r f; do
+        case $f in *.pub) debugfs -R "dump /share/cairn/keys/$f $tmp/trusted/$f" "$IMAGE" >/dev/null 2>&1 || true ;; esac
+done < <(debugfs -R 'ls -p /share/cairn/keys' "$IMAGE" 2>/dev/null | awk -F/ 'NF > 5 && $6 != "." && $6 != ".." {print $6}' || true)
+trusted=
+for t in "$tmp/trusted"/*.pub; do
+        [ -f "$t" ] || continue
+        trusted+=$(openssl pkey -pubin -in "$t" -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)$'\n'
+done
+signed_trusted=0
+for k in "${KEYS[@]}"; do
+        d=$(openssl pkey -in "$k" -pubout -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
+        grep -qx "$d" <<<"$trusted" && signed_trusted=1
+done
+if [ $signed_trusted = 0 ]; then
+        echo "release: warning: no signing key (${KEYS[*]}) is trusted by '$IMAGE' ($(ls "$tmp/trusted" | tr '\n' ' ')in /usr/share/cairn/keys); hosts running this image will refuse the releases that follow it unless they are signed by one of those keys too (build the image with CAIRN_KEYS_DIR)" >&2
 fi
 
 (cd "$tmp" && sha256sum "$name" >"$name.sha256")

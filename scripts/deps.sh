@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/deps.sh — install the Debian packages Cairn needs to build, test and benchmark.
-# Idempotent and quiet when nothing is missing. Needs root (or sudo) only when something must be installed.
+# scripts/deps.sh [--bench] — install the Debian packages Cairn needs to build and test (and, with --bench, what
+# the benchmarks compare against). Idempotent and quiet when nothing is missing. Needs root (or sudo) only when
+# something must be installed.
 set -euo pipefail
 
 PKGS=(
@@ -16,6 +17,9 @@ PKGS=(
         # benchmarks
         hyperfine wrk time bc
 )
+# The baselines `make bench` puts beside our numbers (RAUC for the apply benchmark).
+BENCH_PKGS=(rauc squashfs-tools dbus-daemon)
+[ "${1:-}" = --bench ] && PKGS+=("${BENCH_PKGS[@]}")
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -141,7 +141,10 @@ static void handle_client(Agent *a, int fd) {
                 if (r < 0) {
                         log_msg("%s", agent_error(a));
                         send_line(fd, "ERROR %s", agent_error(a));
-                } else if (r > 0)
+                } else if (r > 0 && agent_state_is_failed(agent_state(a), offer.version))
+                        send_line(fd, "OK update available: %s (it failed to boot before: installed only by "
+                                      "cairnctl update --force)", offer.version);
+                else if (r > 0)
                         send_line(fd, "OK update available: %s", offer.version);
                 else if (offer.update)
                         send_line(fd, "OK %s offered; not applicable (running %s, staged %s)", offer.version,

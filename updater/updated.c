@@ -127,8 +127,9 @@ int main(int argc, char **argv) {
                 o.health_dirs[1] = "/nonexistent";
         if (!o.no_nice) {
                 /* The host's own work first: lowest CPU priority, best-effort I/O class at its lowest level. */
-                (void)setpriority(PRIO_PROCESS, 0, 19);
+                /* I/O class first: whoever sees the nice value set can rely on the I/O class being set too. */
                 (void)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (2 << 13) | 7);
+                (void)setpriority(PRIO_PROCESS, 0, 19);
         }
         char sock[PATH_MAX];
         if (!d.socket_path) {

@@ -24,35 +24,41 @@ APPID='{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}'
 REL=$T/rel
 
 # ---- release directory via the ci scripts (real signed payloads when the payload tools are built) ----
-head -c $((3 * 1024 * 1024 + 12345)) /dev/urandom >"$T/usr.img"
-if [ -x build/bin/cairn-release ] && [ -x build/bin/cairn-keygen ]; then
-        build/bin/cairn-keygen -o "$T/release" >/dev/null
-        echo "using real cairn-release payloads"
-else
-        # Placeholder tool: the payload is the image itself (the server only needs a file).
-        cat >"$T/fake-release" <<'EOF'
-#!/bin/sh
-[ "$1" = create ] || exit 0
-while [ $# -gt 0 ]; do case $1 in --image) img=$2; shift ;; -o) out=$2; shift ;; esac; shift; done
-cp "$img" "$out"
-EOF
-        chmod +x "$T/fake-release"
-        export CAIRN_RELEASE_TOOL=$T/fake-release
-        : >"$T/release.key"
-        echo "cairn-release not built: using a placeholder payload tool"
-fi
-ci/release.sh 1.0.0 --image "$T/usr.img" --key "$T/release.key" --reldir "$REL" >/dev/null
-ci/release.sh 1.1.0 --image "$T/usr.img" --key "$T/release.key" --reldir "$REL" >/dev/null
+# ci/release.sh takes each release's version and board from the image's own os-release.
+. tests/lib/usr-image.sh
+[ -x build/bin/cairn-release ] && [ -x build/bin/cairn-keygen ] && [ -x build/bin/cairn-mkimage ] ||
+        { echo "FAIL: the payload tools are not built (run make)"; exit 1; }
+usr_image "$T/usr-1.0.0.img" 1.0.0 4 && usr_image_retag "$T/usr-1.0.0.img" "$T/usr-1.1.0.img" 1.1.0 &&
+        usr_image_retag "$T/usr-1.0.0.img" "$T/usr-1.2.0.img" 1.2.0 || fail "cannot make the /usr images"
+build/bin/cairn-keygen -o "$T/release" >/dev/null
+ci/release.sh 1.0.0 --image "$T/usr-1.0.0.img" --key "$T/release.key" --reldir "$REL" >/dev/null 2>"$T/rel-1.0.0.err"
+ci/release.sh 1.1.0 --image "$T/usr-1.1.0.img" --key "$T/release.key" --reldir "$REL" >/dev/null
 ci/promote.sh 1.0.0 beta --reldir "$REL" >/dev/null
 ci/promote.sh 1.0.0 stable --reldir "$REL" >/dev/null
 ci/promote.sh 1.1.0 edge --reldir "$REL" >/dev/null
 grep -qx VERSION=1.1.0 "$REL/channels/alpha" || fail "ci/release.sh did not point alpha at 1.1.0"
 if ci/promote.sh 1.0.0 alpha --reldir "$REL" 2>/dev/null; then fail "promote moved alpha back without --force"; fi
 if ci/promote.sh 9.9.9 beta --reldir "$REL" 2>/dev/null; then fail "promote of an unreleased version succeeded"; fi
-if ci/release.sh 1.1.0 --image "$T/usr.img" --key "$T/release.key" --reldir "$REL" 2>/dev/null; then
+if ci/release.sh 1.1.0 --image "$T/usr-1.1.0.img" --key "$T/release.key" --reldir "$REL" 2>/dev/null; then
         fail "ci/release.sh replaced a published payload"
 fi
 ok "ci/release.sh and ci/promote.sh built the release directory"
+
+# The image is the one source of truth for board and version; the signing key should be one it trusts.
+err=$(ci/release.sh 1.3.0 --image "$T/usr-1.2.0.img" --key "$T/release.key" --reldir "$REL" 2>&1) &&
+        fail "released 1.3.0 from an image that says 1.2.0"
+grep -q "says VERSION_ID=1.2.0, not 1.3.0" <<<"$err" || fail "version mismatch message: $err"
+err=$(ci/release.sh 1.2.0 --image "$T/usr-1.2.0.img" --board arm64 --key "$T/release.key" --reldir "$REL" 2>&1) &&
+        fail "released with a --board the image disagrees with"
+grep -q "board 'arm64' disagrees with the image, which says CAIRN_BOARD=amd64" <<<"$err" || fail "board message: $err"
+[ ! -e "$REL/payloads/1.3.0" ] && [ ! -e "$REL/payloads/1.2.0" ] || fail "a refused release left files behind"
+grep -q "warning: no signing key .* is trusted by" "$T/rel-1.0.0.err" || fail "no warning for a key the image does not trust"
+mkdir -p "$T/ktree/share/cairn/keys"; usr_os_release "$T/ktree" 1.4.0; cp "$T/release.pub" "$T/ktree/share/cairn/keys/"
+build/bin/cairn-mkimage -o "$T/usr-1.4.0.img" --size 4M --seed k --label USR --no-journal "$T/ktree" >/dev/null
+ci/release.sh 1.4.0 --image "$T/usr-1.4.0.img" --key "$T/release.key" --reldir "$T/rel-k" --channel "" 2>"$T/k.err" >/dev/null ||
+        fail "release of an image that trusts its key: $(cat "$T/k.err")"
+grep -q warning "$T/k.err" && fail "warned although the image trusts the signing key: $(cat "$T/k.err")"
+ok "ci/release.sh: board and version from the image (mismatches refused), warns about a key the image does not trust"
 
 P110=$REL/payloads/1.1.0/cairn-1.1.0-amd64.cairn
 P100=$REL/payloads/1.0.0/cairn-1.0.0-amd64.cairn
@@ -242,7 +248,7 @@ printf 'VERSION=\n' >"$REL/channels/empty"
 [ "$(check m-empty 1.0.0 empty)" = error-noPackage ] || fail "channel without release"
 [ "$(check m-nochan 1.0.0 nosuchchannel)" = error-unknownChannel ] || fail "unknown channel"
 alive "channel without release"
-ci/release.sh 1.2.0 --image "$T/usr.img" --key "$T/release.key" --reldir "$REL" --channel vanish >/dev/null
+ci/release.sh 1.2.0 --image "$T/usr-1.2.0.img" --key "$T/release.key" --reldir "$REL" --channel vanish >/dev/null
 rm "$REL/payloads/1.2.0/cairn-1.2.0-amd64.cairn"
 [ "$(check m-vanish 1.0.0 vanish)" = error-payloadUnavailable ] || fail "vanished payload"
 grep -q "payloads/1.2.0/cairn-1.2.0-amd64.cairn" "$T/server.log" || fail "vanished payload not logged with its path"

@@ -18,7 +18,8 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -n 5 "$T"/*.log 2>/dev/null; exit 1; }
 
 REL=$T/rel
-head -c $((5 * 1024 * 1024 + 777)) /dev/urandom >"$T/usr.img"
+. tests/lib/usr-image.sh
+usr_image "$T/usr.img" 2.0.0 7 || fail "cannot make the /usr image"
 if [ -x build/bin/cairn-release ] && [ -x build/bin/cairn-keygen ]; then
         build/bin/cairn-keygen -o "$T/k" >/dev/null
         ci/release.sh 2.0.0 --image "$T/usr.img" --key "$T/k.key" --reldir "$REL" >/dev/null

@@ -14,6 +14,7 @@ for t in mkfs.vfat mcopy grub-editenv python3 curl; do
         command -v $t >/dev/null || { echo "skip: $t not installed"; exit 77; }
 done
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=1700000000
+. "$ROOT/tests/lib/usr-image.sh"
 
 T=$(mktemp -d /tmp/cairn-agent.XXXXXX)
 SPID= DPID= EXTRA_PIDS=
@@ -50,7 +51,7 @@ t = random.Random(99 if v == "1" else 100)
 open(f"{d}/bin/tool", "wb").write(t.randbytes(1 << 20))
 open(f"{d}/etc/app.conf", "w").write(f"setting=1\nversion={v}\n")
 PY
-        echo "VERSION_ID=$([ "$v" = 1 ] && echo 1.0.0 || echo 2.0.0)" >"$d/etc/os-release"
+        usr_os_release "$d" "$([ "$v" = 1 ] && echo 1.0.0 || echo 2.0.0)"
 }
 fx_images() {
         fx_tree "$T/tree1" 1

@@ -7,6 +7,7 @@
 # series of them with backoff and finally updates when the server is fixed.
 source "$(dirname "$0")/50-agent-common.sh"
 fx_all
+NOT_RUN=() # cases this machine cannot run: reported as a skip of the whole test at the end, after all others ran
 REL=$B/cairn-release
 
 # ---- bad payloads ----
@@ -162,11 +163,11 @@ if mkdir -p "$T/tiny" && mount -t tmpfs -o size=$(( $(du -k "$T/disk.img" | cut 
                 [ "$("$B/cairn-bootcfg" --disk "$T/tiny/disk.img" status --json | json_get 'd["next"]')" = A ] || fail "EIO slot: boot selection changed"
                 echo "ok: slot device failing writes (loop device over a full tmpfs) refused: $(grep -E 'target slot' "$T/agent.log" | head -n1)"
         else
-                echo "note: losetup unavailable; EIO slot case not run"
+                NOT_RUN+=("EIO slot (losetup failed)")
         fi
         umount "$T/tiny"; FX_MOUNTS=
 else
-        echo "note: cannot mount tmpfs; EIO slot case not run"
+        NOT_RUN+=("EIO slot (cannot mount a tmpfs)")
 fi
 
 # ---- full state directory ----
@@ -182,7 +183,7 @@ if mount -t tmpfs -o size=64k tmpfs "$R/var/lib/cairn" 2>/dev/null; then
         echo "ok: full state directory refused: $(grep 'state file' "$T/agent.log" | head -n1)"
         umount "$R/var/lib/cairn"; FX_MOUNTS=
 else
-        echo "skip: cannot mount a tmpfs for the full-state-dir case"; exit 77
+        NOT_RUN+=("full state directory (cannot mount a tmpfs)")
 fi
 
 # ---- the daemon lives through faults, backs off, and updates once the server is fixed ----
@@ -214,4 +215,8 @@ kill -0 "$DPID" || fail "daemon died"
 more=$(( $(grep -c 'next try' "$T/agent.log") - retries ))
 [ "$more" -ge 2 ] || fail "the cutting server did not cause retries ($more)"
 ok "daemon: alive through Omaha 500, malformed Omaha, payload 404 with backoff ($retries retries); then completed 2.0.0 through a server cutting every transfer over 4 MB, by resuming ($more more retries)"
+if [ ${#NOT_RUN[@]} -gt 0 ]; then
+        echo "skip: every other case passed, but these were not run: ${NOT_RUN[*]}"
+        exit 77
+fi
 echo PASS

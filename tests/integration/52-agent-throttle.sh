@@ -13,10 +13,12 @@ start=$(date +%s.%N)
 APID=$!
 EXTRA_PIDS=$APID
 nice_seen= io_seen=
+# Sample until both reached their final values (the agent sets them one after the other right at its start:
+# a sample in between reads the old I/O class) or the agent has ended; the last sample is judged.
 while kill -0 "$APID" 2>/dev/null; do
         n=$(awk '{ print $19 }' "/proc/$APID/stat" 2>/dev/null) && [ -n "$n" ] && nice_seen=$n
         i=$(ionice -p "$APID" 2>/dev/null) && [ -n "$i" ] && io_seen=$i
-        [ -n "$nice_seen" ] && [ "$nice_seen" != 0 ] && [ -n "$io_seen" ] && break
+        [ "$nice_seen" = 19 ] && [ "$io_seen" = "best-effort: prio 7" ] && break
         sleep 0.05
 done
 wait "$APID" || fail "rate-limited update failed: $(tail -n 3 "$T/agent.log")"

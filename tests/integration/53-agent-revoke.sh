@@ -24,7 +24,8 @@ SNAP_B=$(slot_sum B)
 
 # 3.0.0 signed only by the revoked key. On its own it verifies against the trusted directory (so the refusal
 # below comes from the recorded revocation, not from the key set).
-ci/release.sh 3.0.0 --image "$T/v1.img" --key "$T/other.key" --reldir "$T/rel" >/dev/null
+usr_image_retag "$T/v1.img" "$T/v3.img" 3.0.0 || fail "no v3 image"
+ci/release.sh 3.0.0 --image "$T/v3.img" --key "$T/other.key" --reldir "$T/rel" >/dev/null
 "$B/cairn-release" verify --keys "$R/usr/share/cairn/keys" "$T/rel/payloads/3.0.0/cairn-3.0.0-amd64.cairn" >/dev/null ||
         fail "3.0.0 does not verify against the trusted keys alone"
 : >"$T/agent.log"

@@ -1,1 +1,4 @@
-COMMON_SRCS += common/log.c common/fileio.c
+COMMON_SRCS += common/log.c common/fileio.c common/parse.c
+
+UNIT_TESTS += test-parse
+test-parse_SRCS := tests/unit/test-parse.c

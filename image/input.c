@@ -550,7 +550,8 @@ static int walk_dir(struct dir_walk *w, int dfd, const char *host, const char *r
         if (r == 0 && errno)
                 r = img_err_set(w->f->err, negative_errno(), "'%s': %s", host, strerror(errno));
         if (r == 0) {
-                qsort(names, n, sizeof *names, cmp_str);
+                if (n > 0) /* an empty directory has no array: qsort's base must not be NULL */
+                        qsort(names, n, sizeof *names, cmp_str);
                 for (size_t i = 0; i < n && r >= 0; i++)
                         r = walk_one(w, dirfd(d), names[i], host, raw, depth);
         }

@@ -1,0 +1,2 @@
+# common/outfile.mk — atomic output files with signal-time cleanup (used by cairn-mkimage and cairn-release).
+COMMON_SRCS += common/outfile.c

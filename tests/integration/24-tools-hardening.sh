@@ -135,7 +135,7 @@ for t in link stdout fifo null dir; do
         case $t in link | stdout) want='is a symbolic link' ;; fifo) want='is a FIFO' ;; null) want='is a character device' ;; dir) want='is a directory' ;; esac
         expect_fail "extract -o $t" "$want" timeout 20 "$B/cairn-release" extract --keys trust good.cairn -o "o/$t"
         expect_fail "create -o $t" "$want" timeout 20 "$B/cairn-release" create --image small.img --version 1 --board b --key k.key -o "o/$t"
-        expect_fail "mkimage -o $t" "$want" timeout 20 "$B/cairn-mkimage" -o "o/$t" --size 1M o/dir
+        expect_fail "mkimage -o $t" "$want" timeout 20 "$B/cairn-mkimage" -o "o/$t" --size 16M o/dir
 done
 [ -L o/link ] && [ "$(cat o/real)" = precious ] && [ -L o/stdout ] && [ -p o/fifo ] && [ -d o/dir ] ||
         { ls -la o; fail "a refused -o target was changed"; }

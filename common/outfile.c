@@ -2,6 +2,7 @@
 #include "outfile.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -53,8 +54,9 @@ int outfile_mkostemp(char *template, int flags, int *ret_slot) {
                 return -ENAMETOOLONG;
         sigset_t block, old;
         cleanup_set(&block);
-        if (sigprocmask(SIG_BLOCK, &block, &old) < 0)
-                return negative_errno();
+        int r = pthread_sigmask(SIG_BLOCK, &block, &old); /* in this thread; handlers elsewhere see only armed slots */
+        if (r != 0)
+                return -r;
         int slot = -1;
         for (int i = 0; i < OUTFILE_SLOTS && slot < 0; i++)
                 if (!__atomic_load_n(&slot_armed[i], __ATOMIC_ACQUIRE))
@@ -70,7 +72,7 @@ int outfile_mkostemp(char *template, int flags, int *ret_slot) {
                 }
         }
         int saved = errno;
-        (void)sigprocmask(SIG_SETMASK, &old, NULL);
+        (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
         errno = saved;
         if (fd >= 0)
                 *ret_slot = slot;

@@ -167,6 +167,8 @@ static int load_keyring(const char *dir, CairnKeyring *kr) {
                 return log_error(r, "trusted key \"%s/%s\" is not a PEM public key", dir, bad);
         if (r == -EKEYREJECTED && bad)
                 return log_error(r, "trusted key \"%s/%s\" is not an Ed25519 key", dir, bad);
+        if (r == -EBADFD && bad)
+                return log_error(r, "trusted key \"%s/%s\" is not a regular file", dir, bad);
         if (r < 0 && bad)
                 return log_error_errno(r, "Failed to load trusted key \"%s/%s\"", dir, bad);
         if (r < 0)
@@ -241,6 +243,8 @@ static int verb_create(Args *a) {
                         log_error(r, "signing key \"%s\" is not a PEM private key", a->key_paths[n]);
                 else if (r == -EKEYREJECTED)
                         log_error(r, "signing key \"%s\" is not an Ed25519 key", a->key_paths[n]);
+                else if (r == -EBADFD)
+                        log_error(r, "signing key \"%s\" is not a regular file", a->key_paths[n]);
                 else if (r < 0)
                         log_error_errno(r, "Failed to load signing key \"%s\"", a->key_paths[n]);
                 if (r < 0)

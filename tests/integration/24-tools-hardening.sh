@@ -150,6 +150,9 @@ expect_fail "verify of a FIFO" 'is not a regular file' timeout 10 "$B/cairn-rele
 expect_fail "extract of a FIFO" 'is not a regular file' timeout 10 "$B/cairn-release" extract --keys trust in.fifo -o x.img
 expect_fail "inspect of a FIFO" 'is not a regular file' timeout 10 "$B/cairn-release" inspect in.fifo
 expect_fail "create from a FIFO" 'is not a regular file' timeout 10 "$B/cairn-release" create --image in.fifo --version 1 --board b --key k.key -o x.cairn
+mkdir trustfifo && cp k.pub trustfifo/ && mkfifo trustfifo/x.pub
+expect_fail "trusted key that is a FIFO" 'trustfifo/x.pub" is not a regular file' timeout 10 "$B/cairn-release" verify --keys trustfifo good.cairn
+expect_fail "signing key that is a FIFO" 'signing key "trustfifo/x.pub" is not a regular file' timeout 10 "$B/cairn-release" create --image small.img --version 1 --board b --key trustfifo/x.pub -o x.cairn
 gen z256.cairn k.key $((64 << 20)) 4096 zero # 4,096 zero chunks of 64 MiB: a 256 GiB image in a ~230 KB file
 [ "$(stat -c %s z256.cairn)" -lt 300000 ] || fail "generator: z256.cairn too large"
 expect_fail "verify of a 256 GiB image" "exceeds the format's maximum" timeout 5 "$B/cairn-release" verify --keys trust z256.cairn

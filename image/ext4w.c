@@ -11,6 +11,7 @@
 
 #include "fileio.h"
 #include "log.h"
+#include "outfile.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "superblock patching assumes little endian");
 
@@ -33,6 +34,7 @@ struct ext4w {
         ext2_filsys fs;
         char *out_path, *tmp_path;
         int fd;
+        int tmp_slot; /* outfile slot: the temp file is removed on SIGINT/SIGTERM/SIGHUP */
         int64_t epoch;
         struct img_err *err;
         struct path_map map;
@@ -63,6 +65,8 @@ static int errcode_to_errno(errcode_t e) {
 
 static int fail_ext(struct ext4w *w, errcode_t e, const char *path, const char *what) {
         int r = errcode_to_errno(e);
+        if (e == EXT2_ET_INODE_ALLOC_FAIL && !w->err->msg[0])
+                w->err->inodes = w->fs->super->s_inodes_count; /* out of inodes, not of blocks */
         if (r == -ENOSPC && e != EXT2_ET_EA_NO_SPACE)
                 return img_err_set(w->err, r, "/%s", path);
         return img_err_set(w->err, r, "'/%s': %s: %s", path, what, error_message(e));
@@ -630,6 +634,7 @@ static void ext4w_free(struct ext4w *w) {
                 close(w->fd);
         if (w->tmp_path)
                 unlink(w->tmp_path);
+        outfile_forget(w->tmp_slot);
         map_free(&w->map);
         free(w->block);
         free(w->tmp_path);
@@ -729,6 +734,7 @@ int ext4w_create(const char *out_path, const struct ext4w_params *p, struct img_
         if (!w)
                 return -ENOMEM;
         w->fd = -1;
+        w->tmp_slot = -1;
         w->err = err;
         w->epoch = p->epoch;
         if (!(w->out_path = strdup(out_path)) || asprintf(&w->tmp_path, "%s.tmpXXXXXX", out_path) < 0 ||
@@ -737,9 +743,21 @@ int ext4w_create(const char *out_path, const struct ext4w_params *p, struct img_
                 ext4w_free(w);
                 return -ENOMEM;
         }
-        w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
-        if (w->fd < 0) {
-                int r = img_err_set(err, negative_errno(), "'%s': cannot create output: %s", out_path, strerror(errno));
+        const char *what = NULL;
+        int r = outfile_check_target(out_path, &what);
+        if (r == -EEXIST)
+                r = img_err_set(err, r, "'%s' is %s: refusing to replace it (give the path of a regular file or a new one)",
+                                out_path, what);
+        else if (r < 0)
+                r = img_err_set(err, r, "'%s': cannot create output: %s", out_path, strerror(-r));
+        else {
+                r = outfile_mkostemp(w->tmp_path, O_CLOEXEC, &w->tmp_slot);
+                if (r < 0)
+                        r = img_err_set(err, r, "'%s': cannot create output: %s", out_path, strerror(-r));
+                else
+                        w->fd = r;
+        }
+        if (r < 0) {
                 free(w->tmp_path);
                 w->tmp_path = NULL;
                 ext4w_free(w);
@@ -780,7 +798,7 @@ int ext4w_create(const char *out_path, const struct ext4w_params *p, struct img_
                 ext4w_free(w);
                 return r;
         }
-        int r = setup_fs(w, p);
+        r = setup_fs(w, p);
         if (r < 0) {
                 ext4w_free(w);
                 return r;

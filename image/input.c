@@ -550,7 +550,8 @@ static int walk_dir(struct dir_walk *w, int dfd, const char *host, const char *r
         if (r == 0 && errno)
                 r = img_err_set(w->f->err, negative_errno(), "'%s': %s", host, strerror(errno));
         if (r == 0) {
-                qsort(names, n, sizeof *names, cmp_str);
+                if (n > 0) /* an empty directory has no array: qsort's base must not be NULL */
+                        qsort(names, n, sizeof *names, cmp_str);
                 for (size_t i = 0; i < n && r >= 0; i++)
                         r = walk_one(w, dirfd(d), names[i], host, raw, depth);
         }
@@ -655,7 +656,8 @@ static int apply_op(struct feeder *f, const struct recipe_op *op) {
                 ie.mode = S_IFDIR | (op->has_mode ? op->mode : 0755);
                 return f->sink->add(f->sink_data, &ie, NULL);
         case RECIPE_FILE: {
-                _cleanup_close_ int fd = open(op->src, O_RDONLY | O_CLOEXEC);
+                /* non-blocking: a FIFO must be refused below, not hang open(); reads of a regular file ignore it */
+                _cleanup_close_ int fd = open(op->src, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
                 struct stat st;
                 if (fd < 0 || fstat(fd, &st) < 0)
                         return img_err_set(f->err, negative_errno(), "'%s': %s", op->src, strerror(errno));

@@ -12,6 +12,7 @@ struct recipe;
 /* Detail of the first failure, "'culprit': what went wrong", for the top level to print. */
 struct img_err {
         char msg[1024];
+        uint64_t inodes; /* with an -ENOSPC failure: non-zero if inodes ran out (the image's inode count) */
 };
 /* Record the message (only if none was recorded yet) and return r. */
 int img_err_set(struct img_err *e, int r, const char *fmt, ...) _printf_(3, 4);

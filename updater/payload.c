@@ -110,6 +110,7 @@ const char *payload_strerror(int r) {
         case EKEYREVOKED: return "signed only by revoked keys";
         case ENOTUNIQ: return "duplicate signatures (same key id twice)";
         case EILSEQ: return "data does not match the signed manifest (corrupt chunk or image)";
+        case EFBIG: return "declared image size exceeds the format's maximum (64 GiB)";
         default: return strerror(r < 0 ? -r : r);
         }
 }
@@ -227,6 +228,8 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
         if (count > PAYLOAD_CHUNKS_MAX || nrev > PAYLOAD_REVOKED_MAX || vlen > PAYLOAD_STRING_MAX ||
             blen > PAYLOAD_STRING_MAX)
                 return -E2BIG;
+        if (image_size > PAYLOAD_IMAGE_SIZE_MAX)
+                return -EFBIG;
         if (!chunk_size_valid(cs) || count == 0 || image_size == 0 ||
             (image_size + cs - 1) / cs != count)
                 return -EBADMSG;
@@ -535,30 +538,72 @@ int payload_chunk_decode(const Payload *p, uint32_t idx, const void *untrusted_d
         return 0;
 }
 
+uint64_t payload_nonzero_bytes(const Payload *p) {
+        uint64_t n = 0;
+        for (uint32_t i = 0; i < p->chunk_count; i++)
+                if (p->chunks[i].method != PAYLOAD_METHOD_ZERO)
+                        n += p->chunks[i].raw_len;
+        return n;
+}
+
+/* Every zero chunk must claim the SHA-256 of raw_len zero bytes: checked with one hash per distinct length
+ * (the full chunk size and a short last chunk) before any chunk is read. raw must hold chunk_size zeros. */
+static int zero_chunks_check(const Payload *p, const uint8_t *zeros, uint32_t *ret_bad_chunk) {
+        uint8_t full[SHA256_SIZE], last[SHA256_SIZE];
+        bool have_full = false, have_last = false;
+        for (uint32_t i = 0; i < p->chunk_count; i++) {
+                const PayloadChunk *c = &p->chunks[i];
+                if (c->method != PAYLOAD_METHOD_ZERO)
+                        continue;
+                bool is_full = c->raw_len == p->chunk_size;
+                uint8_t *want = is_full ? full : last;
+                bool *have = is_full ? &have_full : &have_last;
+                if (!*have) {
+                        int r = sha256(zeros, c->raw_len, want);
+                        if (r < 0)
+                                return r;
+                        *have = true;
+                }
+                if (CRYPTO_memcmp(want, c->sha256, SHA256_SIZE) != 0) {
+                        if (ret_bad_chunk)
+                                *ret_bad_chunk = i;
+                        return -EILSEQ;
+                }
+        }
+        return 0;
+}
+
 int payload_verify_data(const Payload *p, int payload_fd, int out_fd, bool sparse, uint32_t *ret_bad_chunk) {
         int r = check_file_size(payload_fd, p);
         if (r < 0)
                 return r;
-        _cleanup_free_ uint8_t *stored = malloc(p->chunk_size), *raw = malloc(p->chunk_size);
+        _cleanup_free_ uint8_t *stored = malloc(p->chunk_size), *raw = calloc(1, p->chunk_size);
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         if (!stored || !raw || !ctx)
                 return -ENOMEM;
+        r = zero_chunks_check(p, raw, ret_bad_chunk);
+        if (r < 0)
+                return r;
         if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
                 return -EIO;
         if (out_fd >= 0 && sparse && ftruncate(out_fd, (off_t)p->image_size) < 0)
                 return negative_errno();
         for (uint32_t i = 0; i < p->chunk_count; i++) {
                 const PayloadChunk *c = &p->chunks[i];
-                r = pread_full(payload_fd, stored, c->stored_len, c->offset);
-                if (r == -EIO)
-                        return -ENODATA;
-                if (r < 0)
-                        return r;
-                r = payload_chunk_decode(p, i, stored, c->stored_len, raw, c->raw_len);
-                if (r == -EILSEQ && ret_bad_chunk)
-                        *ret_bad_chunk = i;
-                if (r < 0)
-                        return r;
+                if (c->method == PAYLOAD_METHOD_ZERO) {
+                        memset(raw, 0, c->raw_len); /* its hash was checked by zero_chunks_check() */
+                } else {
+                        r = pread_full(payload_fd, stored, c->stored_len, c->offset);
+                        if (r == -EIO)
+                                return -ENODATA;
+                        if (r < 0)
+                                return r;
+                        r = payload_chunk_decode(p, i, stored, c->stored_len, raw, c->raw_len);
+                        if (r == -EILSEQ && ret_bad_chunk)
+                                *ret_bad_chunk = i;
+                        if (r < 0)
+                                return r;
+                }
                 if (!EVP_DigestUpdate(ctx, raw, c->raw_len))
                         return -EIO;
                 if (out_fd >= 0 && !(sparse && c->method == PAYLOAD_METHOD_ZERO)) {
@@ -757,6 +802,8 @@ int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint6
                 return r;
         if (image_size == 0)
                 return -ENODATA;
+        if (image_size > PAYLOAD_IMAGE_SIZE_MAX)
+                return -EFBIG;
         uint64_t count = (image_size + cs - 1) / cs;
         if (count > PAYLOAD_CHUNKS_MAX)
                 return -E2BIG;

@@ -1,10 +1,14 @@
 /* updater/release.c — cairn-release: create, verify, inspect and extract signed release payloads. */
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "fileio.h"
 #include "log.h"
+#include "outfile.h"
+#include "parse.h"
 #include "payload.h"
 
 static void usage(FILE *f) {
@@ -58,23 +62,6 @@ typedef struct Args {
         int compression, level;
 } Args;
 
-static int parse_size(const char *s, uint64_t *ret) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || end == s || *s == '-')
-                return -EINVAL;
-        uint64_t mul = 1;
-        if (*end == 'K' || *end == 'k')
-                mul = 1024, end++;
-        else if (*end == 'M' || *end == 'm')
-                mul = 1024 * 1024, end++;
-        if (*end || v > UINT32_MAX)
-                return -EINVAL;
-        *ret = v * mul;
-        return 0;
-}
-
 static int parse_digest(const char *opt, const char *s, uint8_t out[SHA256_SIZE], bool *has) {
         if (hex_decode(s, out, SHA256_SIZE) < 0)
                 return log_error(-EINVAL, "--%s needs 64 hex digits, got \"%s\"", opt, s);
@@ -102,25 +89,22 @@ static int parse_args(int argc, char **argv, Args *a) {
                         a->key_paths[a->n_key_paths++] = optarg;
                         break;
                 case OPT_CHUNK:
-                        if (parse_size(optarg, &a->chunk_size) < 0 || a->chunk_size < PAYLOAD_CHUNK_SIZE_MIN ||
-                            a->chunk_size > PAYLOAD_CHUNK_SIZE_MAX || a->chunk_size % PAYLOAD_CHUNK_SIZE_ALIGN) {
+                        if (parse_size_range(optarg, PAYLOAD_CHUNK_SIZE_MIN, PAYLOAD_CHUNK_SIZE_MAX, &a->chunk_size) < 0 ||
+                            a->chunk_size % PAYLOAD_CHUNK_SIZE_ALIGN) {
                                 log_error(-EINVAL, "--chunk-size \"%s\": must be a multiple of 4K between 4K and 64M",
                                           optarg);
                                 return 2;
                         }
                         break;
-                case OPT_THREADS: {
-                        uint64_t v;
-                        if (parse_size(optarg, &v) < 0 || v < 1 || v > 64) {
+                case OPT_THREADS:
+                        if (parse_unsigned_range(optarg, 1, 64, &a->threads) < 0) {
                                 log_error(-EINVAL, "--threads \"%s\": must be 1..64", optarg);
                                 return 2;
                         }
-                        a->threads = (unsigned)v;
                         break;
-                }
                 case OPT_LEVEL: {
-                        uint64_t v;
-                        if (parse_size(optarg, &v) < 0 || v < 1 || v > 19) {
+                        unsigned v;
+                        if (parse_unsigned_range(optarg, 1, 19, &v) < 0) {
                                 log_error(-EINVAL, "--level \"%s\": must be 1..19", optarg);
                                 return 2;
                         }
@@ -183,11 +167,54 @@ static int load_keyring(const char *dir, CairnKeyring *kr) {
                 return log_error(r, "trusted key \"%s/%s\" is not a PEM public key", dir, bad);
         if (r == -EKEYREJECTED && bad)
                 return log_error(r, "trusted key \"%s/%s\" is not an Ed25519 key", dir, bad);
+        if (r == -EBADFD && bad)
+                return log_error(r, "trusted key \"%s/%s\" is not a regular file", dir, bad);
         if (r < 0 && bad)
                 return log_error_errno(r, "Failed to load trusted key \"%s/%s\"", dir, bad);
         if (r < 0)
                 return log_error_errno(r, "Failed to read key directory \"%s\"", dir);
         return 0;
+}
+
+/* Open an input (payload or image) without blocking: a FIFO or a device with no data must not hang open().
+ * Only a regular file or a block device (both have a size and allow positioned reads) is accepted. */
+static int open_input(const char *what, const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return log_error_errno(negative_errno(), "Failed to open %s \"%s\"", what, path);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return log_error_errno(negative_errno(), "Failed to stat %s \"%s\"", what, path);
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+                return log_error(-EBADFD, "%s \"%s\" is not a regular file or block device", what, path);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+                return log_error_errno(negative_errno(), "Failed to set up %s \"%s\"", what, path);
+        return TAKE_FD(fd);
+}
+
+/* An output (-o) is written to a temp file beside it and renamed into place, so it must not be something a
+ * rename would silently replace instead of writing into: a symlink (-o /dev/stdout), a device, a FIFO. */
+static int check_output(const char *path) {
+        const char *what = NULL;
+        int r = outfile_check_target(path, &what);
+        if (r == -EEXIST)
+                return log_error(r, "output \"%s\" is %s: refusing to replace it (give the path of a regular file or a new one)",
+                                 path, what);
+        if (r < 0)
+                return log_error_errno(r, "Failed to check output \"%s\"", path);
+        return 0;
+}
+
+static int make_temp(const char *output, char **ret_tmp, int *ret_slot) {
+        _cleanup_free_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s.tmpXXXXXX", output) < 0)
+                return log_error_errno(-ENOMEM, "Failed to allocate");
+        int fd = outfile_mkostemp(tmp, O_CLOEXEC, ret_slot);
+        if (fd < 0)
+                return log_error_errno(fd, "Failed to create a temporary file next to \"%s\"", output);
+        *ret_tmp = TAKE_PTR(tmp);
+        return fd;
 }
 
 static int report_payload_error(int r, const char *path, uint32_t bad_chunk) {
@@ -196,6 +223,9 @@ static int report_payload_error(int r, const char *path, uint32_t bad_chunk) {
         if (r == -EILSEQ)
                 return log_error(r, "\"%s\": chunk %u does not match the signed manifest (corrupt or tampered data)",
                                  path, bad_chunk);
+        if (r == -EFBIG)
+                return log_error(r, "\"%s\": declared image size exceeds the format's maximum of %llu bytes (64 GiB)",
+                                 path, (unsigned long long)PAYLOAD_IMAGE_SIZE_MAX);
         return log_error(r, "\"%s\": %s", path, payload_strerror(r));
 }
 
@@ -213,26 +243,26 @@ static int verb_create(Args *a) {
                         log_error(r, "signing key \"%s\" is not a PEM private key", a->key_paths[n]);
                 else if (r == -EKEYREJECTED)
                         log_error(r, "signing key \"%s\" is not an Ed25519 key", a->key_paths[n]);
+                else if (r == -EBADFD)
+                        log_error(r, "signing key \"%s\" is not a regular file", a->key_paths[n]);
                 else if (r < 0)
                         log_error_errno(r, "Failed to load signing key \"%s\"", a->key_paths[n]);
                 if (r < 0)
                         break;
         }
-        _cleanup_close_ int img = r < 0 ? -1 : open(a->image, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int img = r < 0 ? -1 : open_input("image", a->image);
         if (r >= 0 && img < 0)
-                r = log_error_errno(negative_errno(), "Failed to open image \"%s\"", a->image);
+                r = img;
+        if (r >= 0)
+                r = check_output(a->output);
 
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int out = -1;
+        int slot = -1;
         if (r >= 0) {
-                if (asprintf(&tmp, "%s.tmpXXXXXX", a->output) < 0) {
-                        tmp = NULL;
-                        r = log_error_errno(-ENOMEM, "Failed to allocate");
-                } else if ((out = mkostemp(tmp, O_CLOEXEC)) < 0) {
-                        free(TAKE_PTR(tmp));
-                        r = log_error_errno(negative_errno(), "Failed to create a temporary file next to \"%s\"",
-                                            a->output);
-                }
+                out = make_temp(a->output, &tmp, &slot);
+                if (out < 0)
+                        r = out;
         }
         uint64_t size = 0;
         if (r >= 0) {
@@ -260,6 +290,9 @@ static int verb_create(Args *a) {
                                   a->version, a->board);
                 else if (r == -ENODATA)
                         log_error(r, "image \"%s\" is empty or shrank while being read", a->image);
+                else if (r == -EFBIG)
+                        log_error(r, "image \"%s\" is larger than the format's maximum of %llu bytes (64 GiB)",
+                                  a->image, (unsigned long long)PAYLOAD_IMAGE_SIZE_MAX);
                 else if (r == -E2BIG)
                         log_error(r, "image \"%s\" needs more than %u chunks; use a larger --chunk-size", a->image,
                                   PAYLOAD_CHUNKS_MAX);
@@ -274,6 +307,7 @@ static int verb_create(Args *a) {
                 (void)fsync_parent_dir(a->output);
         else if (tmp)
                 unlink(tmp);
+        outfile_forget(slot);
         for (size_t i = 0; i < n; i++)
                 EVP_PKEY_free(keys[i]);
         if (r < 0)
@@ -283,10 +317,23 @@ static int verb_create(Args *a) {
 }
 
 static int open_payload(const char *path) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(negative_errno(), "Failed to open payload \"%s\"", path);
-        return fd;
+        return open_input("payload", path);
+}
+
+/* Before anything is hashed: will the image fit the target's filesystem? A sparse extract stores only the
+ * non-zero chunks; the file's size must also be settable (the filesystem's maximum file size). */
+static int check_target_space(const Payload *p, int out, const char *output) {
+        struct statvfs vfs;
+        if (fstatvfs(out, &vfs) < 0)
+                return log_error_errno(negative_errno(), "Failed to check free space for \"%s\"", output);
+        uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize, need = payload_nonzero_bytes(p);
+        if (need > avail)
+                return log_error(-ENOSPC, "output \"%s\": the image needs %" PRIu64 " bytes of data, its filesystem has %" PRIu64
+                                 " free", output, need, avail);
+        if (ftruncate(out, (off_t)p->image_size) < 0)
+                return log_error_errno(negative_errno(), "output \"%s\": cannot hold an image of %" PRIu64 " bytes",
+                                       output, p->image_size);
+        return 0;
 }
 
 /* verify and extract: signatures first, then every chunk, then the image digest. */
@@ -298,6 +345,8 @@ static int verb_verify_extract(Args *a, bool extract) {
         CairnKeyring kr;
         keyring_init(&kr);
         int r = load_keyring(a->keys_dir, &kr);
+        if (r >= 0 && extract)
+                r = check_output(a->output);
         _cleanup_close_ int fd = r < 0 ? -1 : open_payload(a->payload);
         _cleanup_payload_ Payload *p = NULL;
         if (fd >= 0) {
@@ -312,19 +361,19 @@ static int verb_verify_extract(Args *a, bool extract) {
 
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int out = -1;
+        int slot = -1;
         if (extract) {
-                if (asprintf(&tmp, "%s.tmpXXXXXX", a->output) < 0)
-                        return log_error_errno(-ENOMEM, "Failed to allocate"), 1;
-                out = mkostemp(tmp, O_CLOEXEC);
-                if (out < 0) {
-                        log_error_errno(negative_errno(), "Failed to create a temporary file next to \"%s\"", a->output);
+                out = make_temp(a->output, &tmp, &slot);
+                if (out < 0)
                         return 1;
-                }
+                r = check_target_space(p, out, a->output);
         }
         uint32_t bad = 0;
-        r = payload_verify_data(p, fd, out, true, &bad);
-        if (r < 0)
-                report_payload_error(r, a->payload, bad);
+        if (r >= 0) {
+                r = payload_verify_data(p, fd, out, true, &bad);
+                if (r < 0)
+                        report_payload_error(r, a->payload, bad);
+        }
         if (r >= 0 && extract) {
                 if (fchmod(out, 0644) < 0 || fsync(out) < 0 || rename(tmp, a->output) < 0)
                         r = log_error_errno(negative_errno(), "Failed to write image \"%s\"", a->output);
@@ -333,6 +382,7 @@ static int verb_verify_extract(Args *a, bool extract) {
         }
         if (r < 0 && tmp)
                 unlink(tmp);
+        outfile_forget(slot);
         if (r < 0)
                 return 1;
         char hex[2 * SHA256_SIZE + 1];
@@ -475,6 +525,12 @@ int main(int argc, char **argv) {
         int r = parse_args(argc - 1, argv + 1, &a);
         if (r != 0)
                 return r;
+        /* SIGINT/SIGTERM/SIGHUP remove a half-written OUT.tmpXXXXXX before the process dies */
+        r = outfile_install_signal_cleanup();
+        if (r < 0) {
+                log_error_errno(r, "Failed to install signal handlers");
+                return 1;
+        }
         if (strcmp(verb, "create") == 0)
                 return verb_create(&a);
         if (strcmp(verb, "verify") == 0)

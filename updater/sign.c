@@ -137,10 +137,39 @@ int key_parse_public(const void *pem, size_t len, EVP_PKEY **ret_pkey) {
         return key_parse(pem, len, false, ret_pkey);
 }
 
+/* Read a key file without ever blocking: opened O_NONBLOCK so a FIFO or a device cannot hang open(), and
+ * only a regular file of at most CAIRN_KEY_FILE_MAX bytes is read (-EBADFD otherwise, -EFBIG if larger). */
+static int key_read(const char *path, char **ret_buf, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if (st.st_size > CAIRN_KEY_FILE_MAX)
+                return -EFBIG;
+        _cleanup_free_ char *buf = malloc(CAIRN_KEY_FILE_MAX + 2);
+        if (!buf)
+                return -ENOMEM;
+        ssize_t n = read_full(fd, buf, CAIRN_KEY_FILE_MAX + 1); /* O_NONBLOCK does not apply to regular files */
+        if (n < 0)
+                return (int)n;
+        if (n > CAIRN_KEY_FILE_MAX) { /* grew since fstat() */
+                explicit_bzero(buf, CAIRN_KEY_FILE_MAX + 1);
+                return -EFBIG;
+        }
+        buf[n] = 0;
+        *ret_buf = TAKE_PTR(buf);
+        *ret_len = (size_t)n;
+        return 0;
+}
+
 static int key_load(const char *path, bool private, EVP_PKEY **ret_pkey) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
-        int r = read_file_bounded(path, CAIRN_KEY_FILE_MAX, &buf, &len);
+        int r = key_read(path, &buf, &len);
         if (r < 0)
                 return r;
         r = key_parse(buf, len, private, ret_pkey);

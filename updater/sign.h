@@ -43,8 +43,9 @@ int key_id_from_hex(const char *s, uint8_t ret_id[CAIRN_KEY_ID_SIZE]);
 /* Write the private key (PKCS#8 PEM, mode 0600) / public key (SubjectPublicKeyInfo PEM, 0644) atomically. */
 int key_save_private(const char *path, EVP_PKEY *pkey);
 int key_save_public(const char *path, EVP_PKEY *pkey);
-/* Load a PEM key of at most CAIRN_KEY_FILE_MAX bytes; -EKEYREJECTED if it is not an Ed25519 key,
- * -EBADMSG if it does not parse. */
+/* Load a PEM key of at most CAIRN_KEY_FILE_MAX bytes (-EFBIG if larger); -EKEYREJECTED if it is not an
+ * Ed25519 key, -EBADMSG if it does not parse, -EBADFD if it is not a regular file (a FIFO or device is
+ * refused at once, never waited on). */
 int key_load_private(const char *path, EVP_PKEY **ret_pkey);
 int key_load_public(const char *path, EVP_PKEY **ret_pkey);
 /* Same as key_load_public, from a PEM buffer. */

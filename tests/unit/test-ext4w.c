@@ -285,6 +285,53 @@ static void test_errors(void) {
         CHECK_EQ(input_map_path("a/../b", ROOT_MODE_PLAIN, &m), -EINVAL);
 }
 
+/* A directory input holding one empty directory (walk_dir once passed qsort a NULL array: UBSan in the ASan build). */
+static void test_empty_subdir(void) {
+        char src[600], sub[650], out[650];
+        snprintf(src, sizeof src, "%s/emptysrc", unit_tmpdir());
+        snprintf(sub, sizeof sub, "%s/empty", src);
+        snprintf(out, sizeof out, "%s/empty.img", unit_tmpdir());
+        CHECK(mkdir(src, 0755) == 0 && mkdir(sub, 0700) == 0);
+        struct img_err err;
+        char *in[] = { src };
+        int r = build(out, "e", 16 << 20, in, 1, &err);
+        if (r < 0)
+                fprintf(stderr, "build: %s\n", err.msg);
+        CHECK_EQ(r, 0);
+        CHECK_STREQ(sh("e2fsck -fn '%s' >/dev/null 2>&1; echo $?", out), "0\n");
+        CHECK(strstr(sh("debugfs -R 'stat /empty' '%s' 2>/dev/null", out), "Mode:  0700") != NULL);
+}
+
+/* Running out of inodes is -ENOSPC naming the entry, with err.inodes set (blocks running out leaves it 0). */
+static void test_out_of_inodes(void) {
+        char src[600], f[700], out[650];
+        snprintf(src, sizeof src, "%s/manysrc", unit_tmpdir());
+        snprintf(out, sizeof out, "%s/inodes.img", unit_tmpdir());
+        CHECK(mkdir(src, 0755) == 0);
+        for (int i = 0; i < 200; i++) {
+                snprintf(f, sizeof f, "%s/f%03d", src, i);
+                CHECK(write_file_atomic(f, "", 0, 0644) == 0);
+        }
+        struct ext4w_params p = { .size = 1 << 20, .seed = "i", .epoch = 1 };
+        struct img_err err = { 0 };
+        struct ext4w *w = NULL;
+        char *in[] = { src };
+        CHECK_EQ(ext4w_create(out, &p, &err, &w), 0);
+        int r = input_run(NULL, in, 1, ROOT_MODE_PLAIN, &ext4w_sink, w, &err);
+        ext4w_abort(w);
+        CHECK_EQ(r, -ENOSPC);
+        CHECK(err.inodes > 0 && err.inodes < 200);
+        CHECK(err.msg[0] == '/');
+        /* more inodes: it fits */
+        p.min_inodes = 300;
+        err = (struct img_err){ 0 };
+        CHECK_EQ(ext4w_create(out, &p, &err, &w), 0);
+        r = input_run(NULL, in, 1, ROOT_MODE_PLAIN, &ext4w_sink, w, &err);
+        CHECK_EQ(r, 0);
+        CHECK_EQ(r < 0 ? r : ext4w_finish(w), 0);
+        CHECK_EQ(err.inodes, 0);
+}
+
 int main(void) {
         if (system("command -v debugfs >/dev/null && command -v e2fsck >/dev/null") != 0) {
                 printf("skip: debugfs/e2fsck not installed\n");
@@ -293,5 +340,7 @@ int main(void) {
         RUN(test_build_and_read_back);
         RUN(test_reproducible_and_seed);
         RUN(test_errors);
+        RUN(test_empty_subdir);
+        RUN(test_out_of_inodes);
         return unit_main_end();
 }

@@ -559,7 +559,8 @@ static void test_keys_policy(void) {
 }
 
 /* Re-signed manifests with bad contents: the signature is fine, the structure is not. */
-static int resigned(const uint8_t *buf, size_t len, void (*edit)(uint8_t *m, uint32_t mlen), bool raw) {
+static int resigned_bad(const uint8_t *buf, size_t len, void (*edit)(uint8_t *m, uint32_t mlen), bool raw,
+                        uint32_t *ret_bad) {
         Parts pt = split(buf, len);
         edit(pt.manifest, pt.mlen);
         size_t l;
@@ -568,8 +569,10 @@ static int resigned(const uint8_t *buf, size_t len, void (*edit)(uint8_t *m, uin
         int r = load_fd_of(b, l, &ring1, &p);
         if (r >= 0) {
                 /* whole-file verify of the accepted payload decides */
-                uint32_t bad;
+                uint32_t bad = 0;
                 r = verify_buf(b, l, &ring1, &bad);
+                if (ret_bad)
+                        *ret_bad = bad;
         }
         payload_free(p);
         free(b);
@@ -577,7 +580,19 @@ static int resigned(const uint8_t *buf, size_t len, void (*edit)(uint8_t *m, uin
         return r;
 }
 
+static int resigned(const uint8_t *buf, size_t len, void (*edit)(uint8_t *m, uint32_t mlen), bool raw) {
+        return resigned_bad(buf, len, edit, raw, NULL);
+}
+
 static void e_nothing(uint8_t *m, uint32_t mlen) {}
+static void e_image_over_max(uint8_t *m, uint32_t mlen) {
+        put64(m + 8, PAYLOAD_IMAGE_SIZE_MAX + 1);
+}
+/* chunk 1's data hash and zero chunk 7's hash both wrong: the zero-chunk check runs before any data is read */
+static void e_zero_sha_and_data_sha(uint8_t *m, uint32_t mlen) {
+        m[table_offset(m) + 56 * 1 + 30] ^= 1;
+        m[table_offset(m) + 56 * 7 + 30] ^= 1;
+}
 static void e_chunk_outside(uint8_t *m, uint32_t mlen) {
         size_t t = table_offset(m) + 56 * 9; /* last chunk */
         put64(m + t, le64(m + t) + 1000000);
@@ -674,6 +689,11 @@ static void test_resigned_structure(void) {
         /* Signed, well formed, but the data does not match: caught by the chunk or image digest. */
         CHECK_EQ(resigned(buf, len, e_image_sha, false), -EILSEQ);
         CHECK_EQ(resigned(buf, len, e_chunk_sha, false), -EILSEQ);
+        /* limits and cheap checks first */
+        CHECK_EQ(resigned(buf, len, e_image_over_max, false), -EFBIG);
+        uint32_t bad = 0;
+        CHECK_EQ(resigned_bad(buf, len, e_zero_sha_and_data_sha, false, &bad), -EILSEQ);
+        CHECK_EQ(bad, 7);
         free(buf);
 }
 
@@ -725,6 +745,33 @@ static void test_unverified_parse(void) {
         free(buf);
 }
 
+static void test_image_size_limit(void) {
+        /* create refuses an image above the format's maximum before reading it (a sparse file here) */
+        const char *ip = tmp_path("huge"), *op = tmp_path("huge-out");
+        int ifd = open(ip, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int ofd = open(op, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        CHECK(ifd >= 0 && ofd >= 0);
+        CHECK(ftruncate(ifd, (off_t)PAYLOAD_IMAGE_SIZE_MAX + 1) == 0);
+        EVP_PKEY *keys[] = {k1};
+        PayloadBuildOptions o = default_opts(keys, 1);
+        o.chunk_size = PAYLOAD_CHUNK_SIZE_MAX;
+        CHECK_EQ(payload_create(ifd, ofd, &o, NULL), -EFBIG);
+        close(ifd);
+        close(ofd);
+        unlink(ip);
+        CHECK(strstr(payload_strerror(-EFBIG), "64 GiB") != NULL);
+
+        /* the bytes a sparse write stores: everything but the three zero chunks */
+        size_t len;
+        uint8_t *buf = build_default(&len);
+        Payload *p = NULL;
+        CHECK_EQ(payload_load(buf, len, &ring1, &p), 0);
+        if (p)
+                CHECK_EQ(payload_nonzero_bytes(p), sizeof image - 3 * CS);
+        payload_free(p);
+        free(buf);
+}
+
 static void test_strings(void) {
         CHECK_STREQ(payload_method_to_string(PAYLOAD_METHOD_ZSTD), "zstd");
         CHECK_EQ(payload_method_from_string("zlib"), PAYLOAD_METHOD_ZLIB);
@@ -768,6 +815,7 @@ int main(void) {
         RUN(test_resigned_structure);
         RUN(test_header_limits);
         RUN(test_unverified_parse);
+        RUN(test_image_size_limit);
 
         keyring_done(&ring1);
         keyring_done(&ring2);

@@ -97,14 +97,17 @@ static enum MHD_Result serve_payload(Server *s, struct MHD_Connection *c, Req *q
                 return respond_text(c, q, MHD_HTTP_NOT_FOUND, "not found");
         char path[300];
         snprintf(path, sizeof path, "payloads/%s", rel);
-        int fd = openat(s->reldir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* Beneath the release directory only: no symlink in any component (payloads/evil -> /etc is refused),
+         * non-blocking so that a FIFO cannot hang this thread, regular files only. */
+        int fd = reldir_openat(s->reldir_fd, path, O_RDONLY | O_NONBLOCK);
         if (fd < 0) {
-                snprintf(q->note, sizeof q->note, "'%s/%s': %s", s->reldir, path, strerror(errno));
+                snprintf(q->note, sizeof q->note, "'%s/%s': %s", s->reldir, path, reldir_strerror(fd));
                 return respond_text(c, q, MHD_HTTP_NOT_FOUND, "not found");
         }
         struct stat st;
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 close(fd);
+                snprintf(q->note, sizeof q->note, "'%s/%s': %s", s->reldir, path, reldir_strerror(-RELDIR_ENOTREG));
                 return respond_text(c, q, MHD_HTTP_NOT_FOUND, "not found");
         }
         uint64_t size = (uint64_t)st.st_size, start = 0, len = size;

@@ -65,7 +65,7 @@ check() { # machineid version track → prints "HTTPCODE updatecheck-status"; 5 
         echo "$code $(grep -o '<updatecheck status="[^"]*"' "$T/resp" 2>/dev/null | head -n1 | sed 's/.*status="//; s/"$//')"
 }
 get() { # path → prints the HTTP code (000: no answer within 5 s); body in $T/body
-        curl -s --path-as-is --max-time 5 -o "$T/body" -w '%{http_code}' "$URL$1" || true
+        curl -s -g --path-as-is --max-time 5 -o "$T/body" -w '%{http_code}' "$URL$1" || true
 }
 
 # ---- 1. nothing outside the release directory is served through a symlink ----
@@ -260,7 +260,8 @@ case_diskfull() {
         [ "$(hfield last_error)" = "No space left on device" ] || fail "health last_error: $(cat "$T/health")"
         : >"$T/cfg"
         for i in $(seq 1 300); do
-                printf 'url = "%s/v1/update/"\ndata-binary = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nnext\n' \
+                [ "$i" = 1 ] || echo next >>"$T/cfg"
+                printf 'url = "%s/v1/update/"\ndata-binary = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' \
                         "$URL" "$(xml "m-full-$i" 1.0.0 alpha | sed 's/"/\\"/g')" >>"$T/cfg"
         done
         curl -s -K "$T/cfg" >"$T/codes"

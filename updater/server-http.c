@@ -355,11 +355,12 @@ static enum MHD_Result serve_payload(Server *s, struct MHD_Connection *c, Req *q
         return queue(c, q, status, resp, head ? 0 : len);
 }
 
+/* A query parameter: digits only (common/parse.h), above max → max, anything else → def. */
 static unsigned arg_uint(struct MHD_Connection *c, const char *name, unsigned def, unsigned max) {
         const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-        if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 9)
-                return def;
-        return MIN((unsigned)strtoul(v, NULL, 10), max);
+        unsigned n;
+        int r = parse_unsigned_range(v, 0, max, &n);
+        return r >= 0 ? n : r == -ERANGE ? max : def;
 }
 
 static enum MHD_Result serve_api(Server *s, struct MHD_Connection *c, Req *q, const char *url) {

@@ -174,6 +174,42 @@ EOF
         ok "40 slow clients (head and body one byte a second) closed after $(sort -n "$T/slow.out" | head -n1)..$(sort -n "$T/slow.out" | tail -n1) s (deadline $deadline s); a normal client was served meanwhile"
 }
 
+# ---- 2a. a kept-alive connection: the next request is due within the idle + request timeout ----
+case_keepalive() {
+        start_server --request-timeout 2 --idle-timeout 3
+        python3 - "$PORT" >"$T/ka.out" <<'EOF2' || fail "keep-alive client: $(cat "$T/ka.out")"
+import select, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /api/v1/channels HTTP/1.1\r\nHost: x\r\n\r\n")
+got = b""
+while b"\r\n\r\n" not in got or not got.rstrip().endswith(b"]"):
+    d = s.recv(4096)
+    assert d, "closed before the first answer"
+    got += d
+assert got.startswith(b"HTTP/1.1 200"), got[:40]
+t0 = time.monotonic()
+slow = b"GET /api/v1/channels HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+i = 0
+while time.monotonic() - t0 < 15:
+    try:
+        s.send(slow[i:i + 1]); i += 1
+    except OSError:
+        break
+    r, _, _ = select.select([s], [], [], 1.0)
+    if r:
+        try:
+            if not s.recv(4096):
+                break
+        except OSError:
+            break
+print("%.2f" % (time.monotonic() - t0))
+EOF2
+        python3 -c 'import sys; t = float(sys.argv[1]); assert 2.5 <= t <= 15, t' "$(cat "$T/ka.out")" ||
+                fail "slow second request on a kept-alive connection closed after $(cat "$T/ka.out") s (want about 5)"
+        stop_server
+        ok "a slow second request on a kept-alive connection is closed $(cat "$T/ka.out") s after the first answer (idle 3 + request 2 s)"
+}
+
 # ---- 2b. per-IP connection limit ----
 case_perip() {
         start_server --max-conns-per-ip 4 --request-timeout 30
@@ -349,6 +385,6 @@ case_logforge() {
 }
 
 CASES=("$@")
-[ ${#CASES[@]} -gt 0 ] || CASES=(symlink slow perip fifo diskfull options logforge)
+[ ${#CASES[@]} -gt 0 ] || CASES=(symlink slow keepalive perip fifo diskfull options logforge)
 for c in "${CASES[@]}"; do "case_$c"; done
 echo PASS

@@ -325,9 +325,18 @@ assert {"m-full-%d" % i for i in range(201, 301)} <= new, sorted(new)[:5]
 assert len(new) + dropped == 301, (len(new), dropped)
 assert "m-before" in ids
 EOF
-        stop_server
+        # Visits that still cannot be written at exit are not lost silently either: logged, counted, exit 1.
+        dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null && fail "could not fill the tmpfs again"
+        for i in 1 2 3 4 5; do [ "$(check "m-exit-$i" 1.0.0 alpha)" = "200 ok" ] || fail "check $i on a full disk"; done
+        kill -TERM "$PID"
+        for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
+        kill -0 "$PID" 2>/dev/null && fail "server still running 5 s after SIGTERM with a full disk"
+        rc=0; wait "$PID" || rc=$?; PID=
+        [ $rc = 1 ] || fail "exit status $rc after SIGTERM with unwritten visits (want 1)"
+        grep -q "^cairn-server: 5 queued visits could not be written before exit: No space left on device" "$T/server.log" ||
+                fail "unwritten visits at exit not logged: $(tail -n 3 "$T/server.log")"
         umount "$MNT"; MNT=
-        ok "full disk: 300 checks answered, health 503 'No space left on device', one log line each for failure and drops, $dropped dropped (bound 100) and counted, the rest written once space was freed"
+        ok "full disk: 300 checks answered, health 503 'No space left on device', one log line each for failure and drops, $dropped dropped (bound 100) and counted, the rest written once space was freed; 5 unwritable at SIGTERM logged, exit 1"
 }
 
 # ---- 5. numeric options: one line naming option, value and range; exit 2 ----

@@ -1,4 +1,4 @@
-/* updater/server-http.c — cairn-server's HTTP side (libmicrohttpd): routing, bounded bodies, payload files with Range, request log. */
+/* updater/server-http.c — cairn-server's HTTP side (libmicrohttpd): routing, bounded bodies, request deadlines and connection limits, payload files with Range, escaped request log. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -19,6 +19,7 @@ cleanup() {
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM HUP PIPE
 fail() { echo "FAIL: $*"; echo "--- server log (tail)"; tail -n 20 "$T/server.log" 2>/dev/null; exit 1; }
 ok() { echo "ok: $*"; }
 

@@ -13,9 +13,9 @@ command -v curl >/dev/null && command -v python3 >/dev/null || { echo "FAIL: cur
 T=$(mktemp -d /tmp/cairn-23.XXXXXX)
 PID=
 MNT=
-cleanup() {
-        if [ -n "$PID" ]; then kill -9 "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; fi
-        [ -n "$MNT" ] && umount "$MNT" 2>/dev/null
+cleanup() { # runs under set -e: every step must not fail
+        if [ -n "$PID" ]; then kill -9 "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+        if [ -n "$MNT" ]; then umount "$MNT" 2>/dev/null || true; fi
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT

@@ -4,11 +4,104 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "fileio.h"
+
+/* ---- opening files beneath the release directory ---- */
+
+/* "a/b/c": 1..16 components, none empty, "." or "..", no leading or trailing '/'. */
+static bool relpath_valid(const char *relpath) {
+        size_t len = strlen(relpath);
+        if (len == 0 || len >= PATH_MAX || relpath[0] == '/' || relpath[len - 1] == '/')
+                return false;
+        unsigned n = 0;
+        for (const char *p = relpath; *p;) {
+                size_t k = strcspn(p, "/");
+                if (k == 0 || (k == 1 && p[0] == '.') || (k == 2 && p[0] == '.' && p[1] == '.') || ++n > 16)
+                        return false;
+                p += k + (p[k] == '/');
+        }
+        return true;
+}
+
+int reldir_openat_walk(int dirfd, const char *relpath, int flags) {
+        if (!relpath_valid(relpath))
+                return -EINVAL;
+        char buf[PATH_MAX];
+        strcpy(buf, relpath);
+        int cur = dirfd;
+        char *save = NULL;
+        for (char *c = strtok_r(buf, "/", &save); c;) {
+                char *next = strtok_r(NULL, "/", &save);
+                int fd = openat(cur, c,
+                                next ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC : flags | O_NOFOLLOW | O_CLOEXEC);
+                int err = fd < 0 ? -errno : 0;
+                struct stat st;
+                /* A symlink opened with O_DIRECTORY|O_NOFOLLOW fails with ENOTDIR: report it as openat2() does. */
+                if (err == -ENOTDIR && fstatat(cur, c, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                        err = -ELOOP;
+                if (cur != dirfd)
+                        close(cur);
+                if (fd < 0)
+                        return err;
+                cur = fd;
+                c = next;
+        }
+        return cur;
+}
+
+/* Set when the kernel (or a seccomp filter) has no openat2(): every later call walks instead. */
+static atomic_bool openat2_missing;
+
+int reldir_openat(int dirfd, const char *relpath, int flags) {
+        if (!relpath_valid(relpath))
+                return -EINVAL;
+        if (!atomic_load_explicit(&openat2_missing, memory_order_relaxed)) {
+                struct open_how how = {
+                        .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+                        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+                };
+                long fd = syscall(SYS_openat2, dirfd, relpath, &how, sizeof how);
+                if (fd >= 0)
+                        return (int)fd;
+                /* ENOSYS: kernel < 5.6. EPERM: container seccomp profiles that predate openat2 answer EPERM to it,
+                 * and open() itself never says EPERM for the read-only opens done here. */
+                if (errno != ENOSYS && errno != EPERM)
+                        return -errno;
+                atomic_store_explicit(&openat2_missing, true, memory_order_relaxed);
+        }
+        return reldir_openat_walk(dirfd, relpath, flags);
+}
+
+int reldir_stat(int dirfd, const char *relpath, struct stat *ret) {
+        /* O_PATH opens nothing (a FIFO does not block, a device is not touched); a final symlink comes back as
+         * itself and fails the callers' S_ISREG(). */
+        _cleanup_close_ int fd = reldir_openat(dirfd, relpath, O_PATH);
+        if (fd < 0)
+                return fd;
+        return fstat(fd, ret) < 0 ? negative_errno() : 0;
+}
+
+const char *reldir_strerror(int r) {
+        switch (r) {
+        case -ELOOP:
+                return "a symbolic link (never followed)";
+        case -EXDEV:
+                return "outside the release directory";
+        case -RELDIR_ENOTREG:
+                return "not a regular file";
+        case -EFBIG:
+                return "larger than 4096 bytes";
+        default:
+                return strerror(-r);
+        }
+}
 
 static int parse_uint(const char *s, unsigned max, unsigned *ret) {
         if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
@@ -86,9 +179,17 @@ int channel_load(int reldir_fd, const char *name, Channel *ret) {
                 return -EINVAL;
         char path[CHANNEL_NAME_MAX + 16];
         snprintf(path, sizeof path, "channels/%s", name);
-        _cleanup_close_ int fd = openat(reldir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* O_NONBLOCK: a FIFO put here must not block the open (and the request, and shutdown). */
+        _cleanup_close_ int fd = reldir_openat(reldir_fd, path, O_RDONLY | O_NONBLOCK);
         if (fd < 0)
-                return errno == ELOOP ? -EINVAL : negative_errno();
+                return fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -RELDIR_ENOTREG;
+        if (st.st_size > CHANNEL_FILE_MAX)
+                return -EFBIG;
         char buf[CHANNEL_FILE_MAX + 1];
         ssize_t n = read_full(fd, buf, sizeof buf);
         if (n < 0)
@@ -155,8 +256,9 @@ int channel_load_cached(ChannelCache *c, int reldir_fd, const char *name, Channe
         char path[CHANNEL_NAME_MAX + 16];
         snprintf(path, sizeof path, "channels/%s", name);
         struct stat st;
-        if (fstatat(reldir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return negative_errno();
+        int r = reldir_stat(reldir_fd, path, &st);
+        if (r < 0)
+                return r;
         if (!S_ISREG(st.st_mode))
                 return channel_load(reldir_fd, name, ret); /* its error, uncached */
 
@@ -173,13 +275,13 @@ int channel_load_cached(ChannelCache *c, int reldir_fd, const char *name, Channe
         /* Read it, then stat the file again: only if nothing changed meanwhile and the last change has
          * settled is the result cached. */
         Channel ch;
-        int r = channel_load(reldir_fd, name, &ch);
+        r = channel_load(reldir_fd, name, &ch);
         if (r < 0)
                 return r;
         struct stat st2;
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
-        if (fstatat(reldir_fd, path, &st2, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISREG(st2.st_mode) &&
+        if (reldir_stat(reldir_fd, path, &st2) >= 0 && S_ISREG(st2.st_mode) &&
             st2.st_dev == st.st_dev && st2.st_ino == st.st_ino && st2.st_size == st.st_size &&
             ts_equal(&st2.st_mtim, &st.st_mtim) && ts_equal(&st2.st_ctim, &st.st_ctim) &&
             st.st_mtim.tv_sec + CHANNEL_SETTLE_SEC <= now.tv_sec && st.st_ctim.tv_sec + CHANNEL_SETTLE_SEC <= now.tv_sec) {
@@ -217,9 +319,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 
 int channel_list(int reldir_fd, char ***ret_names) {
-        int fd = openat(reldir_fd, "channels", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd = reldir_openat(reldir_fd, "channels", O_RDONLY | O_DIRECTORY);
         if (fd < 0)
-                return negative_errno();
+                return fd;
         _cleanup_(closedirp) DIR *d = fdopendir(fd);
         if (!d) {
                 close(fd);
@@ -373,19 +475,20 @@ int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const ch
         char path[300];
         snprintf(path, sizeof path, "payloads/%s", info.relpath);
 
-        /* The hit path is one fstatat(): no open/close per update check. A symlink is never followed (and
-         * never cached: it is not a regular file), the same as O_NOFOLLOW below. */
+        /* The hit path opens nothing for reading: an O_PATH resolution beneath the release directory (no
+         * symlink in any component) and fstat. A symlink or FIFO is never cached: it is not a regular file. */
         struct stat st;
-        if (fstatat(reldir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return negative_errno();
+        int r = reldir_stat(reldir_fd, path, &st);
+        if (r < 0)
+                return r == -ELOOP ? -ENOENT : r;
         if (!S_ISREG(st.st_mode))
                 return -ENOENT;
         if (cache_get(c, info.relpath, &st, ret))
                 return 0;
 
-        _cleanup_close_ int fd = openat(reldir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        _cleanup_close_ int fd = reldir_openat(reldir_fd, path, O_RDONLY | O_NONBLOCK);
         if (fd < 0)
-                return errno == ELOOP ? -ENOENT : negative_errno();
+                return fd == -ELOOP ? -ENOENT : fd;
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
@@ -395,7 +498,7 @@ int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const ch
 
         /* Not cached: hash without holding the lock (two threads may both hash; harmless). */
         info.size = (uint64_t)st.st_size;
-        int r = hash_fd(fd, info.size, info.sha256_b64, info.sha1_b64);
+        r = hash_fd(fd, info.size, info.sha256_b64, info.sha1_b64);
         if (r < 0)
                 return r;
         struct stat st2;

@@ -9,6 +9,22 @@
 #define CHANNEL_NAME_MAX 64
 #define CHANNEL_FILE_MAX 4096
 
+struct stat;
+
+/* Files of the release directory are opened only beneath it: relpath ("a/b/c", no "." or "..", no leading '/')
+ * is resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) below dirfd, or, where the kernel has no
+ * openat2, component by component with O_NOFOLLOW. A symlink in any component → -ELOOP; O_NOFOLLOW|O_CLOEXEC
+ * are always added to flags. Returns the fd. */
+int reldir_openat(int dirfd, const char *relpath, int flags);
+/* The component-by-component fallback itself (tests call it directly). */
+int reldir_openat_walk(int dirfd, const char *relpath, int flags);
+/* fstat of relpath resolved as above, through an O_PATH fd (nothing is opened for reading). */
+int reldir_stat(int dirfd, const char *relpath, struct stat *ret);
+/* A file that must be regular is not (FIFO, device, directory, socket, symlink): -RELDIR_ENOTREG. */
+#define RELDIR_ENOTREG EMEDIUMTYPE
+/* strerror() with the release directory's own cases said plainly (symlink, not a regular file, too big). */
+const char *reldir_strerror(int r);
+
 /* RELDIR/channels/<name>: KEY=VALUE lines (see docs/server.md). */
 typedef struct Channel {
         char name[CHANNEL_NAME_MAX + 1];
@@ -22,7 +38,9 @@ typedef struct Channel {
 
 /* Parse a channel file's text. -EINVAL with *ret_line set to the 1-based bad line. */
 int channel_parse(const char *name, const char *text, Channel *ret, unsigned *ret_line);
-/* Load channel name from reldir_fd. -ENOENT: no such channel; -EINVAL: bad name or bad file. */
+/* Load channel name from reldir_fd (opened non-blocking, beneath it, at most CHANNEL_FILE_MAX bytes).
+ * -ENOENT: no such channel; -EINVAL: bad name or bad file; -ELOOP: a symlink; -RELDIR_ENOTREG: not a regular
+ * file (a FIFO never blocks); -EFBIG: too large. */
 int channel_load(int reldir_fd, const char *name, Channel *ret);
 /* channel_load() behind a cache keyed by the file's (dev, inode, size, mtime, ctime), so an unchanged channel
  * costs one fstatat() per update check. An edit (in place or by rename) is seen on the next call; a file

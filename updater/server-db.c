@@ -1,8 +1,12 @@
 /* updater/server-db.c — cairn-server's SQLite store (WAL; queued visits committed in batches by a writer thread): instances, events, grants. */
 #include "server-db.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <time.h>
+
+#include "log.h"
 
 #define EVENTS_KEPT_PER_MACHINE 100
 
@@ -71,25 +75,40 @@ typedef struct Queued {
         char pool[9 * (OMAHA_ATTR_MAX + 1)]; /* the 9 strings of a DbVisit */
 } Queued;
 
-#define QUEUE_MAX 16384
 /* The writer lets a batch grow for up to BATCH_LINGER_NS or BATCH_WANT visits before committing: one commit
  * per few hundred visits instead of one per visit or two keeps the writer's CPU (WAL pages, locks) off the
  * request threads' cores. A kill -9 loses at most the visits of the last few milliseconds. */
 #define BATCH_WANT 512
 #define BATCH_LINGER_NS (4 * 1000 * 1000L)
+/* After a failed write the writer retries after RETRY_MIN_MS, doubling up to RETRY_MAX_MS. */
+#define RETRY_MIN_MS 50
+#define RETRY_MAX_MS 1000
+/* At shutdown a failing write is tried this many times before the queued visits are given up (and counted). */
+#define STOP_ATTEMPTS 3
 
 struct ServerDb {
         sqlite3 *db;
         pthread_mutex_t lock;           /* the connection; taken before qlock, never after */
         sqlite3_stmt *st[_ST_MAX];
-        pthread_mutex_t qlock;
+        pthread_mutex_t qlock;          /* the queue and every counter below */
         pthread_cond_t qcond;
         Queued *head, *tail;
-        size_t queued;
+        size_t queued, queue_max;
         bool stop;
         bool writer_started;
         pthread_t writer;
-        uint64_t lost;                  /* queued visits dropped after a failed batch */
+        /* Write health (docs/server.md, GET /api/v1/health). A burst starts with the first failed write and
+         * ends with the next successful one; each is logged once. */
+        bool failing;
+        int last_error;                 /* -errno of the last failed write */
+        int64_t failing_since;          /* Unix time the burst started */
+        uint64_t write_failures;        /* failed write transactions, ever */
+        uint64_t written;               /* visits committed, ever */
+        uint64_t dropped;               /* visits dropped (queue bound exceeded while failing, or at shutdown) */
+        uint64_t refused;               /* visits answered 503 because the queue was full while writes worked */
+        uint64_t burst_failures, burst_dropped;
+        bool drop_logged, refuse_logged;
+        uint64_t unwritten_at_exit;     /* visits given up at shutdown */
 };
 
 /* The one place SQLite result codes become errno values. */
@@ -130,9 +149,9 @@ static int exec(ServerDb *db, const char *sql) {
 static void *writer_main(void *arg);
 static void queue_free(Queued *q);
 
-void server_db_close(ServerDb *db) {
+int server_db_close(ServerDb *db) {
         if (!db)
-                return;
+                return 0;
         if (db->writer_started) {
                 pthread_mutex_lock(&db->qlock);
                 db->stop = true;
@@ -147,15 +166,18 @@ void server_db_close(ServerDb *db) {
                 sqlite3_finalize(db->st[i]);
         sqlite3_close(db->db);
         pthread_mutex_destroy(&db->lock);
+        int r = db->unwritten_at_exit ? (db->last_error < 0 ? db->last_error : -EIO) : 0;
         free(db);
+        return r;
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(ServerDb *, server_db_close);
 
-int server_db_open(const char *path, int busy_timeout_ms, ServerDb **ret) {
+int server_db_open(const char *path, int busy_timeout_ms, size_t queue_max, ServerDb **ret) {
         _cleanup_(server_db_closep) ServerDb *db = calloc(1, sizeof *db);
         if (!db)
                 return -ENOMEM;
+        db->queue_max = MAX(queue_max, (size_t)1);
         pthread_mutex_init(&db->lock, NULL);
         pthread_mutex_init(&db->qlock, NULL);
         pthread_condattr_t ca;
@@ -341,12 +363,60 @@ static void queue_free(Queued *q) {
         }
 }
 
+/* Drop the n oldest queued visits: counted, and logged once per failure burst. qlock held. */
+static void drop_oldest_locked(ServerDb *db, size_t n) {
+        for (size_t i = 0; i < n && db->head; i++) {
+                Queued *q = db->head;
+                db->head = q->next;
+                if (!db->head)
+                        db->tail = NULL;
+                db->queued--;
+                free(q);
+                db->dropped++;
+                db->burst_dropped++;
+        }
+        if (!db->drop_logged) {
+                db->drop_logged = true;
+                log_msg("database write queue full (%zu visits) while writes fail: dropping the oldest queued visits "
+                        "(counted as \"dropped\" in /api/v1/health) until the database takes writes again",
+                        db->queue_max);
+        }
+}
+
+static void write_failed_locked(ServerDb *db, int r) {
+        db->write_failures++;
+        db->burst_failures++;
+        db->last_error = r;
+        if (!db->failing) {
+                db->failing = true;
+                db->failing_since = (int64_t)time(NULL);
+                log_msg("database write failed: %s; visits are kept in memory (at most %zu) and retried, "
+                        "GET /api/v1/health shows the state", strerror(-r), db->queue_max);
+        }
+}
+
+static void write_ok_locked(ServerDb *db, size_t n) {
+        db->written += n;
+        if (db->failing) {
+                log_msg("database writes recovered after %" PRIu64 " failed attempts (%" PRId64 " s): %zu queued "
+                        "visits written; %" PRIu64 " visits were dropped",
+                        db->burst_failures, (int64_t)time(NULL) - db->failing_since, n, db->burst_dropped);
+                db->failing = false;
+                db->burst_failures = db->burst_dropped = 0;
+                db->drop_logged = false;
+        }
+        if (db->queued < db->queue_max / 2)
+                db->refuse_logged = false;
+}
+
 /* Apply every queued visit, oldest first, then (if v) v, in one transaction. Called with db->lock held, so
  * whoever holds the connection takes everything queued so far and the order of visits is kept. On failure
- * the queued visits are put back (busy) or counted as lost (other errors). */
+ * the queued visits are put back in front of anything queued meanwhile, to be retried; if that exceeds the
+ * queue bound, the oldest are dropped (and counted). */
 static int flush_locked(ServerDb *db, const DbVisit *v, bool *ret_granted) {
         pthread_mutex_lock(&db->qlock);
         Queued *list = db->head;
+        size_t n = db->queued;
         db->head = db->tail = NULL;
         db->queued = 0;
         pthread_mutex_unlock(&db->qlock);
@@ -362,35 +432,53 @@ static int flush_locked(ServerDb *db, const DbVisit *v, bool *ret_granted) {
                         r = visit_locked(db, v, &granted);
                 if (r >= 0)
                         r = exec(db, "COMMIT");
-                if (r < 0)
-                        exec(db, "ROLLBACK");
-                else if (ret_granted)
+                if (r < 0) {
+                        if (!sqlite3_get_autocommit(db->db))
+                                exec(db, "ROLLBACK");
+                } else if (ret_granted)
                         *ret_granted = granted;
         }
-        if (r == -EBUSY && list) {
-                /* Put them back in front of anything queued meanwhile. */
-                size_t n = 0;
-                Queued *last = list;
-                for (Queued *q = list; q; q = q->next, n++)
-                        last = q;
-                pthread_mutex_lock(&db->qlock);
-                last->next = db->head;
-                if (!db->head)
-                        db->tail = last;
-                db->head = list;
-                db->queued += n;
-                pthread_mutex_unlock(&db->qlock);
-                return r;
-        }
-        if (r < 0)
-                for (Queued *q = list; q; q = q->next)
-                        db->lost++;
-        queue_free(list);
+        pthread_mutex_lock(&db->qlock);
+        if (r < 0) {
+                write_failed_locked(db, r);
+                if (list) {
+                        Queued *last = list;
+                        while (last->next)
+                                last = last->next;
+                        last->next = db->head;
+                        if (!db->head)
+                                db->tail = last;
+                        db->head = list;
+                        db->queued += n;
+                        if (db->queued > db->queue_max)
+                                drop_oldest_locked(db, db->queued - db->queue_max);
+                }
+        } else
+                write_ok_locked(db, n + (v ? 1 : 0));
+        pthread_mutex_unlock(&db->qlock);
+        if (r >= 0)
+                queue_free(list);
         return r;
+}
+
+/* Wait ms on qcond, or less if stop is set. qlock held. */
+static void wait_ms_locked(ServerDb *db, long ms) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        while (!db->stop && pthread_cond_timedwait(&db->qcond, &db->qlock, &until) == 0)
+                ;
 }
 
 static void *writer_main(void *arg) {
         ServerDb *db = arg;
+        long retry_ms = RETRY_MIN_MS;
+        unsigned stop_attempts = 0;
         for (;;) {
                 pthread_mutex_lock(&db->qlock);
                 while (!db->head && !db->stop)
@@ -415,11 +503,31 @@ static void *writer_main(void *arg) {
                 pthread_mutex_lock(&db->lock);
                 int r = flush_locked(db, NULL, NULL);
                 pthread_mutex_unlock(&db->lock);
-                if (r == -EBUSY) {
-                        if (stop)
-                                return NULL; /* still locked at shutdown: the queued visits are lost */
-                        usleep(50 * 1000);
+                if (r >= 0) {
+                        retry_ms = RETRY_MIN_MS;
+                        continue;
                 }
+                pthread_mutex_lock(&db->qlock);
+                if (stop && ++stop_attempts >= STOP_ATTEMPTS) {
+                        /* Nothing else can keep them: say how many are lost, and why. */
+                        db->unwritten_at_exit = db->queued;
+                        db->dropped += db->queued;
+                        log_msg("%zu queued visits could not be written before exit: %s", db->queued, strerror(-r));
+                        queue_free(db->head);
+                        db->head = db->tail = NULL;
+                        db->queued = 0;
+                        pthread_mutex_unlock(&db->qlock);
+                        return NULL;
+                }
+                if (stop)
+                        retry_ms = 100;
+                /* At shutdown wait_ms_locked returns at once: sleep without it. */
+                if (!db->stop)
+                        wait_ms_locked(db, retry_ms);
+                pthread_mutex_unlock(&db->qlock);
+                if (stop)
+                        usleep((useconds_t)retry_ms * 1000);
+                retry_ms = MIN(retry_ms * 2, (long)RETRY_MAX_MS);
         }
 }
 
@@ -456,10 +564,22 @@ static int enqueue(ServerDb *db, const DbVisit *v) {
         q->v.n_events = ne;
 
         pthread_mutex_lock(&db->qlock);
-        if (db->queued >= QUEUE_MAX) {
-                pthread_mutex_unlock(&db->qlock);
-                free(q);
-                return -EBUSY;
+        if (db->queued >= db->queue_max) {
+                if (db->failing)
+                        /* Writes fail: answering keeps hosts updating; the oldest visit makes room (counted). */
+                        drop_oldest_locked(db, db->queued - db->queue_max + 1);
+                else {
+                        /* Writes work but lag behind: push back (503) until the writer catches up. */
+                        db->refused++;
+                        if (!db->refuse_logged) {
+                                db->refuse_logged = true;
+                                log_msg("database write queue full (%zu visits): answering 503 until the writer "
+                                        "catches up", db->queue_max);
+                        }
+                        pthread_mutex_unlock(&db->qlock);
+                        free(q);
+                        return -EBUSY;
+                }
         }
         if (db->tail)
                 db->tail->next = q;
@@ -513,11 +633,9 @@ static void json_column(OmahaBuf *out, sqlite3_stmt *s, int i) {
 static int rows_json(ServerDb *db, OmahaBuf *out, const char *sql, const char *param, unsigned limit) {
         sqlite3_stmt *s = NULL;
         pthread_mutex_lock(&db->lock);
-        int r0 = flush_locked(db, NULL, NULL); /* show what was answered so far */
-        if (r0 < 0) {
-                pthread_mutex_unlock(&db->lock);
-                return r0;
-        }
+        /* Show what was answered so far. If that cannot be written, the visits stay queued (the writer retries,
+         * /api/v1/health says so) and what is stored is shown. */
+        (void)flush_locked(db, NULL, NULL);
         int rc = sqlite3_prepare_v2(db->db, sql, -1, &s, NULL);
         if (rc != SQLITE_OK) {
                 pthread_mutex_unlock(&db->lock);
@@ -576,7 +694,8 @@ int server_db_channel_stats(ServerDb *db, const char *channel, const char *versi
         };
         int64_t v[4] = { 0 };
         pthread_mutex_lock(&db->lock);
-        int r = flush_locked(db, NULL, NULL);
+        (void)flush_locked(db, NULL, NULL); /* as in rows_json() */
+        int r = 0;
         for (size_t i = 0; i < 4 && r >= 0; i++) {
                 sqlite3_stmt *s = NULL;
                 int rc = sqlite3_prepare_v2(db->db, sql[i], -1, &s, NULL);
@@ -597,4 +716,26 @@ int server_db_channel_stats(ServerDb *db, const char *channel, const char *versi
                 return r;
         *ret = (DbChannelStats){ .granted_period = v[0], .granted_total = v[1], .on_version = v[2], .instances = v[3] };
         return 0;
+}
+
+int server_db_health_json(ServerDb *db, OmahaBuf *out, bool *ret_failing) {
+        pthread_mutex_lock(&db->qlock);
+        bool failing = db->failing;
+        obuf_printf(out, "{\"status\":\"%s\",\"db\":{\"writing\":\"%s\",\"last_error\":", failing ? "failing" : "ok",
+                    failing ? "failing" : "ok");
+        if (db->last_error < 0)
+                obuf_put_json(out, strerror(-db->last_error));
+        else
+                obuf_puts(out, "null");
+        if (failing)
+                obuf_printf(out, ",\"failing_since\":%" PRId64, db->failing_since);
+        else
+                obuf_puts(out, ",\"failing_since\":null");
+        obuf_printf(out,
+                    ",\"write_failures\":%" PRIu64 ",\"written\":%" PRIu64 ",\"queued\":%zu,\"queue_max\":%zu"
+                    ",\"dropped\":%" PRIu64 ",\"refused\":%" PRIu64 "}}\n",
+                    db->write_failures, db->written, db->queued, db->queue_max, db->dropped, db->refused);
+        pthread_mutex_unlock(&db->qlock);
+        *ret_failing = failing;
+        return out->err;
 }

@@ -8,10 +8,15 @@
 
 typedef struct ServerDb ServerDb;
 
-/* Open (create) the database in WAL mode and make sure it is writable.
+#define SERVER_DB_QUEUE_DEFAULT 16384
+
+/* Open (create) the database in WAL mode and make sure it is writable. At most queue_max visits wait in memory
+ * for the writer thread (see server_db_visit()).
  * -EROFS: read-only file or directory; -EBUSY: locked longer than busy_timeout_ms; other -errno. */
-int server_db_open(const char *path, int busy_timeout_ms, ServerDb **ret);
-void server_db_close(ServerDb *db);
+int server_db_open(const char *path, int busy_timeout_ms, size_t queue_max, ServerDb **ret);
+/* Write what is queued (a failing write is tried 3 times), stop the writer, close. < 0 (the last write error)
+ * when queued visits could not be written; they were counted and logged. */
+int server_db_close(ServerDb *db);
 
 /* One app's visit, recorded in one transaction. */
 typedef struct DbVisit {
@@ -28,11 +33,18 @@ typedef struct DbVisit {
 } DbVisit;
 
 /* Record the visit. Without grant_version, or with an unlimited one (max_per_period 0), the visit is copied
- * into a queue and a writer thread commits queued visits in batches (a bounded queue: -EBUSY when full); reads below and granting visits first write what is queued, in
- * order. If grant_version is set, the machine is granted that version unless the channel's
+ * into a bounded queue and a writer thread commits queued visits in batches; reads below and granting visits
+ * first write what is queued, in order. A failed write is logged once per burst of failures, counted, and
+ * retried with its visits kept queued. When the queue is full: while writes fail, the oldest queued visit is
+ * dropped (counted, logged once per burst); while they work but lag, -EBUSY. If grant_version is set, the machine is granted that version unless the channel's
  * max per period is reached by other machines (a machine already granted stays granted); *ret_granted
  * says which, and the answer is recorded as "limit" when refused. -EBUSY when the DB stays locked. */
 int server_db_visit(ServerDb *db, const DbVisit *v, bool *ret_granted);
+
+/* The writer's state as JSON for GET /api/v1/health: {"status","db":{"writing","last_error","failing_since",
+ * "write_failures","written","queued","queue_max","dropped","refused"}}. Never touches SQLite, so it answers
+ * while the DB is locked or full. *ret_failing: the last write failed. */
+int server_db_health_json(ServerDb *db, OmahaBuf *out, bool *ret_failing);
 
 /* Write everything queued now. */
 int server_db_flush(ServerDb *db);

@@ -1,18 +1,225 @@
-/* updater/server-http.c — cairn-server's HTTP side (libmicrohttpd): routing, bounded bodies, payload files with Range, request log. */
+/* updater/server-http.c — cairn-server's HTTP side (libmicrohttpd): routing, bounded bodies, request deadlines and connection limits, payload files with Range, escaped request log. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "http-range.h"
 #include "log.h"
+#include "parse.h"
 #include "server.h"
 
 #define JSON_MAX (32u << 20)
 #define RESPONSE_MAX (1u << 20)
+
+/* ---- per-connection deadline for the request head and body ----
+ * libmicrohttpd's own timeout is per idle period: a client sending one byte every few seconds is never timed out.
+ * So every connection is registered when it opens (MHD_OPTION_NOTIFY_CONNECTION) with a deadline by which its
+ * request must be complete: --request-timeout after it opened, or --idle-timeout + --request-timeout after the
+ * previous answer on a kept-alive connection. A response queued disarms it. A watchdog thread shuts down the
+ * socket of a connection past its deadline; libmicrohttpd then sees end of file and closes the connection.
+ * The fd stays valid while registered: libmicrohttpd notifies "closed" (which unregisters, under the lock the
+ * watchdog holds) before it closes the socket. */
+typedef struct Conn {
+        struct Conn *prev, *next;
+        int fd;
+        bool armed;                 /* a request head or body is due by deadline */
+        bool dropped;
+        unsigned allowed;           /* seconds the current deadline allowed, for the log line */
+        struct timespec deadline;   /* CLOCK_MONOTONIC */
+        char peer[64];
+} Conn;
+
+struct ConnWatch {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        Conn *head;
+        size_t n;
+        bool stop;
+        pthread_t thread;
+        unsigned request_timeout, idle_timeout;
+};
+
+static void watch_arm_locked(Conn *k, unsigned seconds) {
+        clock_gettime(CLOCK_MONOTONIC, &k->deadline);
+        k->deadline.tv_sec += seconds;
+        k->allowed = seconds;
+        k->armed = true;
+}
+
+static void *watch_main(void *arg) {
+        ConnWatch *w = arg;
+        pthread_mutex_lock(&w->lock);
+        while (!w->stop) {
+                struct timespec now, until;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                until = now;
+                until.tv_nsec += 200 * 1000 * 1000L; /* a deadline is enforced within 0.2 s */
+                if (until.tv_nsec >= 1000000000L) {
+                        until.tv_sec++;
+                        until.tv_nsec -= 1000000000L;
+                }
+                for (Conn *k = w->head; k; k = k->next) {
+                        if (!k->armed || k->dropped || now.tv_sec < k->deadline.tv_sec ||
+                            (now.tv_sec == k->deadline.tv_sec && now.tv_nsec < k->deadline.tv_nsec))
+                                continue;
+                        k->dropped = true;
+                        shutdown(k->fd, SHUT_RDWR);
+                        log_msg("closed connection from %s: request not complete after %u s (--request-timeout)",
+                                k->peer, k->allowed);
+                }
+                pthread_cond_timedwait(&w->cond, &w->lock, &until);
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+static int watch_start(ConnWatch **ret, unsigned request_timeout, unsigned idle_timeout) {
+        ConnWatch *w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->request_timeout = request_timeout;
+        w->idle_timeout = idle_timeout;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+                pthread_cond_destroy(&w->cond);
+                pthread_mutex_destroy(&w->lock);
+                free(w);
+                return -EAGAIN;
+        }
+        *ret = w;
+        return 0;
+}
+
+static void watch_stop(ConnWatch *w) {
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->lock);
+        w->stop = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+        for (Conn *k = w->head, *n; k; k = n) {
+                n = k->next;
+                free(k);
+        }
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+}
+
+static Conn *conn_of(struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
+/* The request is answered (its deadline no longer applies: sending is paced by the idle timeout), or a new
+ * one is due on a kept-alive connection. */
+static void conn_disarm(Server *s, struct MHD_Connection *c) {
+        Conn *k = conn_of(c);
+        if (!k || !s->watch)
+                return;
+        pthread_mutex_lock(&s->watch->lock);
+        k->armed = false;
+        pthread_mutex_unlock(&s->watch->lock);
+}
+
+static void format_peer(const struct sockaddr *sa, char *ip, size_t ip_size, char *peer, size_t peer_size) {
+        snprintf(peer, peer_size, "-");
+        if (!sa)
+                return;
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const void *)sa;
+                inet_ntop(AF_INET, &in->sin_addr, ip, (socklen_t)ip_size);
+                snprintf(peer, peer_size, "%s:%u", ip, ntohs(in->sin_port));
+        } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const void *)sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)ip_size);
+                snprintf(peer, peer_size, "[%s]:%u", ip, ntohs(in6->sin6_port));
+        }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        Server *s = cls;
+        ConnWatch *w = s->watch;
+        if (!w)
+                return;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+                const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+                Conn *k = calloc(1, sizeof *k);
+                if (!k || !fdi) {
+                        free(k);
+                        log_msg("cannot track a new connection (out of memory): it has no request deadline");
+                        return;
+                }
+                char ip[48] = "";
+                k->fd = fdi->connect_fd;
+                format_peer(ai ? ai->client_addr : NULL, ip, sizeof ip, k->peer, sizeof k->peer);
+                pthread_mutex_lock(&w->lock);
+                watch_arm_locked(k, w->request_timeout);
+                k->next = w->head;
+                if (w->head)
+                        w->head->prev = k;
+                w->head = k;
+                w->n++;
+                pthread_mutex_unlock(&w->lock);
+                *socket_context = k;
+        } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                Conn *k = *socket_context;
+                if (!k)
+                        return;
+                pthread_mutex_lock(&w->lock);
+                if (k->prev)
+                        k->prev->next = k->next;
+                else
+                        w->head = k->next;
+                if (k->next)
+                        k->next->prev = k->prev;
+                w->n--;
+                pthread_mutex_unlock(&w->lock);
+                free(k);
+                *socket_context = NULL;
+        }
+}
+
+/* libmicrohttpd's own messages, escaped (it may quote what a client sent) and at most 20 a second. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        static time_t window;
+        static unsigned in_window, suppressed;
+        char raw[512], safe[1024];
+        vsnprintf(raw, sizeof raw, fmt, ap);
+        size_t n = strlen(raw);
+        while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r'))
+                raw[--n] = 0;
+        time_t now = time(NULL);
+        pthread_mutex_lock(&lock);
+        if (now != window) {
+                if (suppressed)
+                        log_msg("libmicrohttpd: %u more messages suppressed", suppressed);
+                window = now;
+                in_window = suppressed = 0;
+        }
+        bool show = ++in_window <= 20;
+        if (!show)
+                suppressed++;
+        pthread_mutex_unlock(&lock);
+        if (show)
+                log_msg("libmicrohttpd: %s", log_safe(safe, sizeof safe, raw));
+}
 
 typedef struct Req {
         struct timespec start;
@@ -25,6 +232,7 @@ typedef struct Req {
         bool is_update;
         bool too_big;
         bool answered;
+        Server *server;
         OmahaBuf body;
         char note[400];
 } Req;
@@ -37,6 +245,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, Req *q, unsigned status, 
                              uint64_t bytes) {
         if (!resp)
                 return MHD_NO;
+        conn_disarm(q->server, c);
         q->status = status;
         q->bytes = bytes;
         q->answered = true;
@@ -97,14 +306,17 @@ static enum MHD_Result serve_payload(Server *s, struct MHD_Connection *c, Req *q
                 return respond_text(c, q, MHD_HTTP_NOT_FOUND, "not found");
         char path[300];
         snprintf(path, sizeof path, "payloads/%s", rel);
-        int fd = openat(s->reldir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* Beneath the release directory only: no symlink in any component (payloads/evil -> /etc is refused),
+         * non-blocking so that a FIFO cannot hang this thread, regular files only. */
+        int fd = reldir_openat(s->reldir_fd, path, O_RDONLY | O_NONBLOCK);
         if (fd < 0) {
-                snprintf(q->note, sizeof q->note, "'%s/%s': %s", s->reldir, path, strerror(errno));
+                snprintf(q->note, sizeof q->note, "'%s/%s': %s", s->reldir, path, reldir_strerror(fd));
                 return respond_text(c, q, MHD_HTTP_NOT_FOUND, "not found");
         }
         struct stat st;
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 close(fd);
+                snprintf(q->note, sizeof q->note, "'%s/%s': %s", s->reldir, path, reldir_strerror(-RELDIR_ENOTREG));
                 return respond_text(c, q, MHD_HTTP_NOT_FOUND, "not found");
         }
         uint64_t size = (uint64_t)st.st_size, start = 0, len = size;
@@ -143,11 +355,12 @@ static enum MHD_Result serve_payload(Server *s, struct MHD_Connection *c, Req *q
         return queue(c, q, status, resp, head ? 0 : len);
 }
 
+/* A query parameter: digits only (common/parse.h), above max → max, anything else → def. */
 static unsigned arg_uint(struct MHD_Connection *c, const char *name, unsigned def, unsigned max) {
         const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-        if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 9)
-                return def;
-        return MIN((unsigned)strtoul(v, NULL, 10), max);
+        unsigned n;
+        int r = parse_unsigned_range(v, 0, max, &n);
+        return r >= 0 ? n : r == -ERANGE ? max : def;
 }
 
 static enum MHD_Result serve_api(Server *s, struct MHD_Connection *c, Req *q, const char *url) {
@@ -162,7 +375,14 @@ static enum MHD_Result serve_api(Server *s, struct MHD_Connection *c, Req *q, co
                 r = server_db_events_json(s->db, &b, m && *m ? m : NULL, arg_uint(c, "limit", 100, 10000));
         } else if (strcmp(url, "/api/v1/channels") == 0)
                 r = server_channels_json(s, now_sec(), &b);
-        else
+        else if (strcmp(url, "/api/v1/health") == 0) {
+                /* 503 while database writes fail, so a monitor or load balancer needs only the status. */
+                bool failing = false;
+                r = server_db_health_json(s->db, &b, &failing);
+                if (r >= 0)
+                        return respond_obuf(c, q, failing ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
+                                            "application/json", &b);
+        } else
                 return respond_text(c, q, MHD_HTTP_NOT_FOUND, "not found");
         if (r == -EBUSY)
                 return respond_text(c, q, MHD_HTTP_SERVICE_UNAVAILABLE, "database busy, retry later");
@@ -206,19 +426,7 @@ static enum MHD_Result serve_update(Server *s, struct MHD_Connection *c, Req *q)
 
 static void peer_of(struct MHD_Connection *c, Req *q) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        strcpy(q->peer, "-");
-        if (!ci || !ci->client_addr)
-                return;
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET) {
-                const struct sockaddr_in *in = (const void *)sa;
-                inet_ntop(AF_INET, &in->sin_addr, q->ip, sizeof q->ip);
-                snprintf(q->peer, sizeof q->peer, "%s:%u", q->ip, ntohs(in->sin_port));
-        } else if (sa->sa_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const void *)sa;
-                inet_ntop(AF_INET6, &in6->sin6_addr, q->ip, sizeof q->ip);
-                snprintf(q->peer, sizeof q->peer, "[%s]:%u", q->ip, ntohs(in6->sin6_port));
-        }
+        format_peer(ci ? ci->client_addr : NULL, q->ip, sizeof q->ip, q->peer, sizeof q->peer);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -231,6 +439,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 if (!q)
                         return MHD_NO;
                 clock_gettime(CLOCK_MONOTONIC, &q->start);
+                q->server = s;
                 snprintf(q->method, sizeof q->method, "%s", method);
                 snprintf(q->path, sizeof q->path, "%s", url);
                 obuf_init(&q->body, OMAHA_MAX_BODY);
@@ -281,29 +490,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        Server *s = cls;
+        Conn *k = conn_of(c);
+        if (k && s->watch) {
+                /* A next request on this kept-alive connection: due within the idle and the request timeout. */
+                pthread_mutex_lock(&s->watch->lock);
+                watch_arm_locked(k, s->watch->idle_timeout + s->watch->request_timeout);
+                pthread_mutex_unlock(&s->watch->lock);
+        }
         Req *q = *con_cls;
         if (!q)
                 return;
         struct timespec end;
         clock_gettime(CLOCK_MONOTONIC, &end);
         double ms = (double)(end.tv_sec - q->start.tv_sec) * 1e3 + (double)(end.tv_nsec - q->start.tv_nsec) / 1e6;
-        log_msg("%s %s %u %" PRIu64 " %.2fms %s%s%s%s", q->method, q->path, q->status, q->bytes, ms, q->peer,
+        /* Method, path (decoded: %0a is a real newline here) and the note can hold client text: escaped, so a
+         * client cannot start a line of its own. */
+        char method[sizeof q->method * 4], path[sizeof q->path * 4], note[sizeof q->note * 2];
+        log_msg("%s %s %u %" PRIu64 " %.2fms %s%s%s%s", log_safe(method, sizeof method, q->method),
+                log_safe(path, sizeof path, q->path), q->status, q->bytes, ms, q->peer,
                 toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " (connection closed early)" : "",
-                q->note[0] ? " — " : "", q->note);
+                q->note[0] ? " — " : "", log_safe(note, sizeof note, q->note));
         obuf_free(&q->body);
         free(q);
         *con_cls = NULL;
 }
 
-static int parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *len) {
+int server_parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *len) {
         char host[128];
         const char *colon = strrchr(addr, ':');
         if (!colon || colon == addr || strlen(addr) >= sizeof host)
                 return -EINVAL;
-        const char *ps = colon + 1;
-        if (!*ps || strspn(ps, "0123456789") != strlen(ps) || strtoul(ps, NULL, 10) > 65535)
+        unsigned port;
+        if (parse_unsigned_range(colon + 1, 0, 65535, &port) < 0)
                 return -EINVAL;
-        uint16_t port = (uint16_t)strtoul(ps, NULL, 10);
         memcpy(host, addr, (size_t)(colon - addr));
         host[colon - addr] = 0;
         memset(ss, 0, sizeof *ss);
@@ -311,7 +531,7 @@ static int parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t
                 host[strlen(host) - 1] = 0;
                 struct sockaddr_in6 *in6 = (void *)ss;
                 in6->sin6_family = AF_INET6;
-                in6->sin6_port = htons(port);
+                in6->sin6_port = htons((uint16_t)port);
                 if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
                         return -EINVAL;
                 *len = sizeof *in6;
@@ -319,17 +539,20 @@ static int parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t
         }
         struct sockaddr_in *in = (void *)ss;
         in->sin_family = AF_INET;
-        in->sin_port = htons(port);
+        in->sin_port = htons((uint16_t)port);
         if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
                 return -EINVAL;
         *len = sizeof *in;
         return 0;
 }
 
-int server_http_start(Server *s, const char *listen_addr, unsigned threads) {
+int server_http_start(Server *s, const char *listen_addr, const ServerLimits *lim) {
         struct sockaddr_storage ss;
         socklen_t sslen;
-        int r = parse_listen(listen_addr, &ss, &sslen);
+        int r = server_parse_listen(listen_addr, &ss, &sslen);
+        if (r < 0)
+                return r;
+        r = watch_start(&s->watch, lim->request_timeout, lim->idle_timeout);
         if (r < 0)
                 return r;
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
@@ -337,19 +560,28 @@ int server_http_start(Server *s, const char *listen_addr, unsigned threads) {
                 flags |= MHD_USE_IPv6;
         struct MHD_Daemon *d = MHD_start_daemon(
                 flags, 0, NULL, NULL, on_request, s,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, so that every message goes through it */
                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)MAX(threads, 1u),
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)MAX(lim->threads, 1u),
+                MHD_OPTION_CONNECTION_LIMIT, lim->max_conns,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_conns_per_ip,
+                MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                 MHD_OPTION_END);
-        if (!d)
-                return errno ? -errno : -EADDRINUSE;
+        if (!d) {
+                r = errno ? -errno : -EADDRINUSE;
+                watch_stop(s->watch);
+                s->watch = NULL;
+                return r;
+        }
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
         if (!info || info->port == 0) {
                 MHD_stop_daemon(d);
+                watch_stop(s->watch);
+                s->watch = NULL;
                 return -EADDRNOTAVAIL;
         }
         s->mhd = d;
@@ -359,6 +591,8 @@ int server_http_start(Server *s, const char *listen_addr, unsigned threads) {
 
 void server_http_stop(Server *s) {
         if (s->mhd)
-                MHD_stop_daemon(s->mhd);
+                MHD_stop_daemon(s->mhd); /* every connection is closed (and unregistered) first */
         s->mhd = NULL;
+        watch_stop(s->watch);
+        s->watch = NULL;
 }

@@ -76,7 +76,7 @@ int server_answer_omaha(Server *s, const OmahaRequest *req, const char *peer_ip,
                         } else if (r < 0) {
                                 x->ans.uc_status = "error-internal";
                                 add_note(note, note_size, "channel file '%s/channels/%s' unreadable: %s", s->reldir,
-                                         channel, strerror(-r));
+                                         channel, reldir_strerror(r));
                         } else if (!x->ch.version[0]) {
                                 x->ans.uc_status = "error-noPackage";
                                 add_note(note, note_size, "channel '%s' has no release", channel);
@@ -91,7 +91,7 @@ int server_answer_omaha(Server *s, const OmahaRequest *req, const char *peer_ip,
                         } else if ((r = payload_lookup(s->cache, s->reldir_fd, x->ch.version, app->board, &x->pl)) < 0) {
                                 x->ans.uc_status = "error-payloadUnavailable";
                                 add_note(note, note_size, "payload '%s/payloads/%s/cairn-%s-%s.cairn': %s", s->reldir,
-                                         x->ch.version, x->ch.version, app->board, strerror(-r));
+                                         x->ch.version, x->ch.version, app->board, reldir_strerror(r));
                         } else {
                                 x->ans.uc_status = "ok";
                                 want_grant = true;
@@ -150,7 +150,7 @@ int server_channels_json(Server *s, int64_t now, OmahaBuf *out) {
                 r = channel_load(s->reldir_fd, names[i], &ch);
                 if (r < 0) {
                         obuf_puts(out, ",\"error\":");
-                        obuf_put_json(out, strerror(-r));
+                        obuf_put_json(out, reldir_strerror(r));
                         obuf_puts(out, "}");
                         continue;
                 }

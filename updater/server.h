@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "omaha.h"
 #include "server-channels.h"
@@ -9,6 +10,23 @@
 
 #define SERVER_DEFAULT_APPID "{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}"
 #define SERVER_NAME "cairn-server"
+
+typedef struct ConnWatch ConnWatch;
+
+/* What one client may hold and for how long (docs/server.md, "Limits"). */
+typedef struct ServerLimits {
+        unsigned threads;           /* HTTP worker threads */
+        unsigned request_timeout;   /* s: the request head and body must have arrived within this */
+        unsigned idle_timeout;      /* s: a connection silent this long is closed */
+        unsigned max_conns;         /* connections in all */
+        unsigned max_conns_per_ip;  /* connections from one IP address; 0 = no limit */
+} ServerLimits;
+
+#define SERVER_DEFAULT_THREADS 4
+#define SERVER_DEFAULT_REQUEST_TIMEOUT 20
+#define SERVER_DEFAULT_IDLE_TIMEOUT 30
+#define SERVER_DEFAULT_MAX_CONNS 2048
+#define SERVER_DEFAULT_MAX_CONNS_PER_IP 32
 
 typedef struct Server {
         int reldir_fd;
@@ -19,6 +37,7 @@ typedef struct Server {
         char appid[OMAHA_ATTR_MAX + 1];
         char base_url[512];      /* codebase prefix; "<base_url><version>/" is put in answers */
         struct MHD_Daemon *mhd;
+        ConnWatch *watch;        /* request deadlines (server-http.c) */
         uint16_t port;           /* the bound port */
 } Server;
 
@@ -30,7 +49,9 @@ int server_answer_omaha(Server *s, const OmahaRequest *req, const char *peer_ip,
 /* JSON for GET /api/v1/channels: every channel with its policy, payload and counters. */
 int server_channels_json(Server *s, int64_t now, OmahaBuf *out);
 
-/* Start the HTTP daemon on addr ("IPv4:PORT" or "[IPv6]:PORT"; port 0 picks a free one) with threads
- * worker threads; s->port is set to the bound port. -EADDRINUSE etc. on failure. */
-int server_http_start(Server *s, const char *listen_addr, unsigned threads);
+/* Parse "IPv4:PORT" or "[IPv6]:PORT" (PORT 0..65535). -EINVAL if malformed. */
+int server_parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
+/* Start the HTTP daemon on addr (port 0 picks a free one) with the given limits; s->port is set to the bound
+ * port. -EADDRINUSE etc. on failure. */
+int server_http_start(Server *s, const char *listen_addr, const ServerLimits *lim);
 void server_http_stop(Server *s);

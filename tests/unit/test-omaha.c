@@ -1,5 +1,9 @@
 /* tests/unit/test-omaha.c — Omaha request parser, response writer, version compare, channel files and rollout buckets. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/unit.h"
 #include "../../updater/omaha.h"
@@ -387,6 +391,70 @@ static void test_range(void) {
 #undef RANGE
 }
 
+/* reldir_openat() and its O_NOFOLLOW walk agree: files beneath are opened, any symlink component is refused. */
+static void test_reldir_open(void) {
+        char dir[] = "/tmp/test-omaha-reldir.XXXXXX";
+        if (!mkdtemp(dir)) {
+                CHECK(0);
+                return;
+        }
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && mkdir -p rel/payloads/1.0 out/d && echo x >rel/payloads/1.0/f && echo s >out/d/secret && "
+                 "ln -s ../../out/d rel/payloads/evil && ln -s /etc rel/payloads/etc && ln -s f rel/payloads/1.0/link && "
+                 "ln -s ../out rel/up && mkfifo rel/payloads/1.0/fifo",
+                 dir);
+        CHECK_EQ(system(cmd), 0);
+        char rel[300];
+        snprintf(rel, sizeof rel, "%s/rel", dir);
+        int dfd = open(rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(dfd >= 0);
+        int (*const fns[2])(int, const char *, int) = { reldir_openat, reldir_openat_walk };
+        for (int i = 0; i < 2; i++) {
+                int fd = fns[i](dfd, "payloads/1.0/f", O_RDONLY);
+                CHECK(fd >= 0);
+                if (fd >= 0)
+                        close(fd);
+                fd = fns[i](dfd, "payloads", O_RDONLY | O_DIRECTORY);
+                CHECK(fd >= 0);
+                if (fd >= 0)
+                        close(fd);
+                CHECK_EQ(fns[i](dfd, "payloads/evil/secret", O_RDONLY), -ELOOP);
+                CHECK_EQ(fns[i](dfd, "payloads/etc/passwd", O_RDONLY), -ELOOP);
+                CHECK_EQ(fns[i](dfd, "payloads/1.0/link", O_RDONLY), -ELOOP);
+                CHECK_EQ(fns[i](dfd, "up/d/secret", O_RDONLY), -ELOOP);
+                CHECK_EQ(fns[i](dfd, "payloads/1.0/nope", O_RDONLY), -ENOENT);
+                CHECK_EQ(fns[i](dfd, "payloads/1.0/f/x", O_RDONLY), -ENOTDIR);
+                CHECK_EQ(fns[i](dfd, "../out/d/secret", O_RDONLY), -EINVAL);
+                CHECK_EQ(fns[i](dfd, "payloads/../../out/d/secret", O_RDONLY), -EINVAL);
+                CHECK_EQ(fns[i](dfd, "/etc/passwd", O_RDONLY), -EINVAL);
+                CHECK_EQ(fns[i](dfd, "payloads//1.0/f", O_RDONLY), -EINVAL);
+                CHECK_EQ(fns[i](dfd, "payloads/./1.0/f", O_RDONLY), -EINVAL);
+                CHECK_EQ(fns[i](dfd, "", O_RDONLY), -EINVAL);
+                /* A FIFO opened non-blocking returns at once (channel_load then refuses it by type). */
+                fd = fns[i](dfd, "payloads/1.0/fifo", O_RDONLY | O_NONBLOCK);
+                CHECK(fd >= 0);
+                if (fd >= 0)
+                        close(fd);
+        }
+        struct stat st;
+        CHECK_EQ(reldir_stat(dfd, "payloads/1.0/f", &st), 0);
+        CHECK(S_ISREG(st.st_mode));
+        CHECK_EQ(reldir_stat(dfd, "payloads/1.0/link", &st), 0); /* O_PATH|O_NOFOLLOW: the link itself */
+        CHECK(S_ISLNK(st.st_mode));
+        CHECK_EQ(reldir_stat(dfd, "payloads/evil/secret", &st), -ELOOP);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/rel/channels && mkfifo %s/rel/channels/pipe && ln -s ../../out/d/secret %s/rel/channels/ln",
+                 dir, dir, dir);
+        CHECK_EQ(system(cmd), 0);
+        Channel c;
+        CHECK_EQ(channel_load(dfd, "pipe", &c), -RELDIR_ENOTREG);
+        CHECK_STREQ(reldir_strerror(-RELDIR_ENOTREG), "not a regular file");
+        CHECK_EQ(channel_load(dfd, "ln", &c), -ELOOP);
+        close(dfd);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        CHECK_EQ(system(cmd), 0);
+}
+
 int main(void) {
         RUN(test_flatcar_request);
         RUN(test_events);
@@ -399,5 +467,6 @@ int main(void) {
         RUN(test_channel_file);
         RUN(test_rollout_bucket);
         RUN(test_range);
+        RUN(test_reldir_open);
         return unit_main_end();
 }

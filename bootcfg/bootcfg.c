@@ -65,6 +65,9 @@ int bootcfg_io_sync(struct bootcfg *b) {
 const char *bootcfg_disk_path(const struct bootcfg *b) {
         return b->disk;
 }
+int bootcfg_disk_fd(const struct bootcfg *b) {
+        return b->fd;
+}
 enum bootcfg_backend_id bootcfg_backend(const struct bootcfg *b) {
         return b->backend_id;
 }
@@ -181,6 +184,19 @@ int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *er
                 snprintf(errbuf, size, "cannot open \"%s\": %s", b->disk, strerror(-r));
                 return r;
         }
+        if (o->writable || o->lock) {
+                /* One writer at a time: the agent (daemon or --once) and cairn-bootcfg take this lock for the whole
+                 * of their write. Not waited for: a slot write holds it for minutes. */
+                r = lock_exclusive_nb(b->fd);
+                if (r < 0) {
+                        if (r == -EAGAIN)
+                                snprintf(errbuf, size, "disk \"%s\" is busy (held by another cairn process); try "
+                                         "again when it is done", b->disk);
+                        else
+                                snprintf(errbuf, size, "cannot lock \"%s\": %s", b->disk, strerror(-r));
+                        return r;
+                }
+        }
         /* The layout may come from either GPT copy; the gpt backend itself insists on both. */
         _cleanup_gpt_ struct gpt_table *t = NULL;
         struct gpt_status st;
@@ -212,6 +228,18 @@ int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *er
                         r = booted_from_cmdline(cmdline, &b->booted, errbuf, size);
                         if (r < 0)
                                 return r;
+                }
+        }
+        if (o->writable) {
+                /* Nothing is written through a table that puts one partition inside another (the ESP or a slot over
+                 * the running slot); the grubenv backend writes the ESP. */
+                char why[320];
+                int target = b->backend_id == BOOTCFG_BACKEND_GRUBENV ? b->esp.index : -1;
+                int booted = b->booted >= 0 ? b->usr[b->booted].index : -1;
+                r = gpt_check_layout(t, target, booted, 0, why, sizeof why);
+                if (r < 0) {
+                        snprintf(errbuf, size, "refusing to write \"%s\": %s", b->disk, why);
+                        return r;
                 }
         }
         *ret = TAKE_PTR(b);

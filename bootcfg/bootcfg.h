@@ -105,6 +105,10 @@ int bootcfg_disk_fd(const struct bootcfg *b);
 enum bootcfg_backend_id bootcfg_backend(const struct bootcfg *b);
 /* Booted slot (0/1), or -ENODATA when unknown (no cairn.slot= on the command line, image not booted). */
 int bootcfg_booted(const struct bootcfg *b);
+/* GPT entry index (0-based) of the partition /usr runs from: the one whose unique GUID cairn.usr=PARTUUID=<uuid>
+ * on the command line names (what the initramfs mounted, whatever its label), else the booted slot's; -ENODATA
+ * when neither is known. A writer must never pick it as its target. */
+int bootcfg_running_partition(const struct bootcfg *b);
 /* The PARTUUID of a slot, upper-case text. */
 const char *bootcfg_slot_partuuid(const struct bootcfg *b, int slot);
 

@@ -323,9 +323,9 @@ static int open_slots(Agent *a, struct bootcfg *b, Slots *ret) {
                 s.off[i] = gpt_entry_first_lba(e) * GPT_SECTOR_SIZE;
                 s.size[i] = (gpt_entry_last_lba(e) - gpt_entry_first_lba(e) + 1) * GPT_SECTOR_SIZE;
         }
-        int booted = bootcfg_booted(b);
+        int booted = bootcfg_booted(b), running = bootcfg_running_partition(b);
         char why[320];
-        r = gpt_check_layout(t, booted >= 0 ? idx[1 - booted] : -1, booted >= 0 ? idx[booted] : -1, 0, why, sizeof why);
+        r = gpt_check_layout(t, booted >= 0 ? idx[1 - booted] : -1, running >= 0 ? running : -1, 0, why, sizeof why);
         if (r < 0)
                 return fail(a, r, "refusing to write the slots of \"%s\": %s", disk, why);
         s.fd = TAKE_FD(fd);

@@ -85,6 +85,17 @@ gpt_move "$T/disk.img" 4 $((DISK_SECTORS - 40)) $((DISK_SECTORS - 2))
 refused "agent, USR-B over the backup GPT" 'no usable GPT|outside the usable' agent_once
 refused "cairn-bootcfg, USR-B over the backup GPT" 'no usable GPT|outside the usable' bc --force set-next B
 
+# ---- 3b. the running /usr is the target: cairn.usr=PARTUUID= names USR-B while cairn.slot=A ----
+# (labels and cairn.slot= say B is free; the partition the kernel mounted as /usr says otherwise)
+cp --sparse=always "$T/disk0.img" "$T/disk.img"
+B_UUID=$(bc_status | json_get 'd["slots"]["B"]["partuuid"]')
+echo "root=/dev/vda9 cairn.slot=A cairn.usr=PARTUUID=$(echo "$B_UUID" | tr A-F a-f) quiet" >"$T/cmdline-usr-b"
+snapshot
+refused "agent, target is the running /usr" \
+        "partition 4 \(USR-B, sectors $B_START-[0-9]+\) is the booted slot" \
+        "$B/cairn-updated" --once --no-nice --root "$R" --disk "$T/disk.img" --cmdline "$T/cmdline-usr-b" --boot-id boot-1
+untouched "agent, target is the running /usr"
+
 # ---- 4. locks: another process holds the disk or the state directory ----
 cp --sparse=always "$T/disk0.img" "$T/disk.img"
 snapshot

@@ -137,13 +137,10 @@ static int booted_from_cmdline(const char *path, int *ret_slot, struct gpt_guid 
                                 snprintf(err, size, "\"%.64s\" in \"%s\" names no slot (A or B)", w, path);
                                 return -EINVAL;
                         }
-                } else if (strncmp(w, "cairn.usr=PARTUUID=", 19) == 0) {
-                        if (gpt_guid_parse(w + 19, &usr) < 0) {
-                                snprintf(err, size, "\"%.80s\" in \"%s\" is not a PARTUUID", w, path);
-                                return -EINVAL;
-                        }
-                        have_usr = true;
-                }
+                } else if (strncmp(w, "cairn.usr=PARTUUID=", 19) == 0)
+                        /* Anything else (a device path, an empty probe result) leaves it unknown: the booted
+                         * slot's partition stands in, as without the parameter. */
+                        have_usr = gpt_guid_parse(w + 19, &usr) >= 0;
         *ret_slot = slot;
         if (have_usr)
                 *ret_usr = usr;

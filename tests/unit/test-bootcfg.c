@@ -416,6 +416,36 @@ static void test_fat(void) {
         }
 }
 
+/* One writer per disk: a second writable (or locking) open is refused at once, a reader is not. */
+static void test_disk_lock(void) {
+        const char *disk = fresh_disk("lock.img");
+        char state_dir[512], err[320];
+        snprintf(state_dir, sizeof state_dir, "%s/state", unit_tmpdir());
+        struct bootcfg_options w = { .disk = disk, .state_dir = state_dir, .booted = A, .writable = true };
+        struct bootcfg_options l = { .disk = disk, .state_dir = state_dir, .booted = A, .lock = true };
+        struct bootcfg_options ro = { .disk = disk, .state_dir = state_dir, .booted = A };
+        struct bootcfg *first = NULL, *second = NULL;
+        CHECK_EQ(bootcfg_open(&w, &first, err, sizeof err), 0);
+        err[0] = 0;
+        CHECK_EQ(bootcfg_open(&w, &second, err, sizeof err), -EAGAIN);
+        CHECK(second == NULL);
+        CHECK(strstr(err, "is busy (held by another cairn process)") != NULL);
+        CHECK_EQ(bootcfg_open(&l, &second, err, sizeof err), -EAGAIN);
+        CHECK_EQ(bootcfg_open(&ro, &second, err, sizeof err), 0);
+        struct bootcfg_state s;
+        if (second) {
+                CHECK_EQ(bootcfg_read(second, &s), 0);
+                bootcfg_free(second);
+                second = NULL;
+        }
+        /* The lock goes with the handle. */
+        bootcfg_free(first);
+        CHECK_EQ(bootcfg_open(&w, &second, err, sizeof err), 0);
+        if (second)
+                CHECK_EQ(bootcfg_mark_good(second, A, &s), 0);
+        bootcfg_free(second);
+}
+
 /* ---- FAT cross-links: an env file whose clusters belong to another file (or to the other env file) ---- */
 
 static uint32_t le32_at(const uint8_t *p) {
@@ -960,6 +990,7 @@ int main(void) {
         build_fixture();
         RUN(test_fat);
         RUN(test_fat_crosslink);
+        RUN(test_disk_lock);
         RUN(test_grubenv_backend);
         RUN(test_grubenv_corrupt);
         RUN(test_gpt_backend);

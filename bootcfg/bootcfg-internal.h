@@ -24,6 +24,7 @@ struct bootcfg {
         const struct bootcfg_backend *backend;
         struct bootcfg_part esp, usr[BOOTCFG_SLOTS];
         int booted;             /* slot or -ENODATA */
+        int running;            /* GPT entry index of the running /usr (cairn.usr=PARTUUID=), else -ENODATA */
         struct bootcfg_io io;
         char error[320];
 };

@@ -65,11 +65,17 @@ int bootcfg_io_sync(struct bootcfg *b) {
 const char *bootcfg_disk_path(const struct bootcfg *b) {
         return b->disk;
 }
+int bootcfg_disk_fd(const struct bootcfg *b) {
+        return b->fd;
+}
 enum bootcfg_backend_id bootcfg_backend(const struct bootcfg *b) {
         return b->backend_id;
 }
 int bootcfg_booted(const struct bootcfg *b) {
         return b->booted;
+}
+int bootcfg_running_partition(const struct bootcfg *b) {
+        return b->running;
 }
 const char *bootcfg_slot_partuuid(const struct bootcfg *b, int slot) {
         return slot == BOOTCFG_SLOT_A || slot == BOOTCFG_SLOT_B ? b->usr[slot].uuid_str : "";
@@ -110,8 +116,10 @@ static int find_live_disk(char **ret, char *err, size_t size) {
         return 0;
 }
 
-/* cairn.slot=A|B from a command line file; -ENODATA when absent. */
-static int booted_from_cmdline(const char *path, int *ret_slot, char *err, size_t size) {
+/* cairn.slot=A|B from a command line file (-ENODATA when absent), and the running /usr partition's unique GUID from
+ * cairn.usr=PARTUUID=<uuid> (what the initramfs mounted; *ret_have_usr false when absent). */
+static int booted_from_cmdline(const char *path, int *ret_slot, struct gpt_guid *ret_usr, bool *ret_have_usr,
+                               char *err, size_t size) {
         _cleanup_free_ char *buf = NULL;
         size_t len;
         int r = read_file_bounded(path, CMDLINE_MAX, &buf, &len);
@@ -120,15 +128,23 @@ static int booted_from_cmdline(const char *path, int *ret_slot, char *err, size_
                 return r;
         }
         int slot = -ENODATA;
+        bool have_usr = false;
+        struct gpt_guid usr;
         for (char *save = NULL, *w = strtok_r(buf, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save))
                 if (strncmp(w, "cairn.slot=", 11) == 0) {
                         slot = bootcfg_slot_parse(w + 11);
                         if (slot < 0) {
-                                snprintf(err, size, "\"%s\" in \"%s\" names no slot (A or B)", w, path);
+                                snprintf(err, size, "\"%.64s\" in \"%s\" names no slot (A or B)", w, path);
                                 return -EINVAL;
                         }
-                }
+                } else if (strncmp(w, "cairn.usr=PARTUUID=", 19) == 0)
+                        /* Anything else (a device path, an empty probe result) leaves it unknown: the booted
+                         * slot's partition stands in, as without the parameter. */
+                        have_usr = gpt_guid_parse(w + 19, &usr) >= 0;
         *ret_slot = slot;
+        if (have_usr)
+                *ret_usr = usr;
+        *ret_have_usr = have_usr;
         return 0;
 }
 
@@ -181,6 +197,19 @@ int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *er
                 snprintf(errbuf, size, "cannot open \"%s\": %s", b->disk, strerror(-r));
                 return r;
         }
+        if (o->writable || o->lock) {
+                /* One writer at a time: the agent (daemon or --once) and cairn-bootcfg take this lock for the whole
+                 * of their write. Not waited for: a slot write holds it for minutes. */
+                r = lock_exclusive_nb(b->fd);
+                if (r < 0) {
+                        if (r == -EAGAIN)
+                                snprintf(errbuf, size, "disk \"%s\" is busy (held by another cairn process); try "
+                                         "again when it is done", b->disk);
+                        else
+                                snprintf(errbuf, size, "cannot lock \"%s\": %s", b->disk, strerror(-r));
+                        return r;
+                }
+        }
         /* The layout may come from either GPT copy; the gpt backend itself insists on both. */
         _cleanup_gpt_ struct gpt_table *t = NULL;
         struct gpt_status st;
@@ -200,6 +229,7 @@ int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *er
                 return r;
 
         b->booted = -ENODATA;
+        b->running = -ENODATA;
         if (o->booted == BOOTCFG_SLOT_A || o->booted == BOOTCFG_SLOT_B)
                 b->booted = o->booted;
         else {
@@ -209,9 +239,31 @@ int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *er
                 if (!cmdline && !o->disk)
                         cmdline = "/proc/cmdline";
                 if (cmdline) {
-                        r = booted_from_cmdline(cmdline, &b->booted, errbuf, size);
+                        struct gpt_guid usr;
+                        bool have_usr = false;
+                        r = booted_from_cmdline(cmdline, &b->booted, &usr, &have_usr, errbuf, size);
                         if (r < 0)
                                 return r;
+                        /* The partition the kernel runs /usr from, whatever its label says. */
+                        for (unsigned i = 0; have_usr && i < t->num_entries; i++) {
+                                struct gpt_guid u;
+                                gpt_entry_get_uuid(gpt_entry(t, i), &u);
+                                if (gpt_entry_is_used(gpt_entry(t, i)) && gpt_guid_equal(&u, &usr))
+                                        b->running = (int)i;
+                        }
+                }
+        }
+        if (b->running < 0 && b->booted >= 0)
+                b->running = b->usr[b->booted].index;
+        if (o->writable) {
+                /* Nothing is written through a table that puts one partition inside another (the ESP or a slot over
+                 * the running slot); the grubenv backend writes the ESP. */
+                char why[320];
+                int target = b->backend_id == BOOTCFG_BACKEND_GRUBENV ? b->esp.index : -1;
+                r = gpt_check_layout(t, target, b->running >= 0 ? b->running : -1, 0, why, sizeof why);
+                if (r < 0) {
+                        snprintf(errbuf, size, "refusing to write \"%s\": %s", b->disk, why);
+                        return r;
                 }
         }
         *ret = TAKE_PTR(b);

@@ -63,7 +63,10 @@ struct bootcfg_options {
         const char *cmdline;       /* file with the kernel command line; NULL: $CAIRN_CMDLINE (a path), else
                                       /proc/cmdline on a live host, and nothing with disk set */
         int booted;                /* -1: from the command line (cairn.slot=A|B); else the booted slot */
-        bool writable;             /* open the disk read-write (every verb but status/verify needs it) */
+        bool writable;             /* open the disk read-write (every verb but status/verify needs it); implies
+                                      lock and the layout check */
+        bool lock;                 /* take the disk's exclusive lock also when read-only (verify/unverify write
+                                      records about its slots) */
 };
 #define BOOTCFG_DEFAULT_STATE_DIR "/var/lib/cairn/bootcfg"
 
@@ -78,7 +81,11 @@ struct bootcfg_io {
 struct bootcfg;
 
 /* Open the disk, find EFI-SYSTEM/USR-A/USR-B by PARTLABEL, and the booted slot. Nothing is read from the
- * backend yet. On error, errbuf (size bytes, may be NULL) gets one line naming what failed. */
+ * backend yet. On error, errbuf (size bytes, may be NULL) gets one line naming what failed.
+ * With writable or lock, the disk gets an exclusive flock(2) held until bootcfg_free(), not waited for: -EAGAIN
+ * "disk ... is busy (held by another cairn process)" when another process (or another open of the disk) holds it.
+ * With writable, the partition table must also pass gpt_check_layout() (-EBADMSG "... overlaps ..."), so nothing
+ * is written through a table that puts one partition inside another. */
 int bootcfg_open(const struct bootcfg_options *o, struct bootcfg **ret, char *errbuf, size_t size);
 void bootcfg_free(struct bootcfg *b);
 static inline void bootcfg_freep(struct bootcfg **b) {
@@ -92,9 +99,16 @@ const char *bootcfg_error(const struct bootcfg *b);
 void bootcfg_set_io(struct bootcfg *b, const struct bootcfg_io *io);
 
 const char *bootcfg_disk_path(const struct bootcfg *b);
+/* The open disk. Opened with writable, its open file description holds the disk lock: whoever writes slots
+ * through the same handle dup()s this descriptor (a second open() of the disk would conflict with the lock). */
+int bootcfg_disk_fd(const struct bootcfg *b);
 enum bootcfg_backend_id bootcfg_backend(const struct bootcfg *b);
 /* Booted slot (0/1), or -ENODATA when unknown (no cairn.slot= on the command line, image not booted). */
 int bootcfg_booted(const struct bootcfg *b);
+/* GPT entry index (0-based) of the partition /usr runs from: the one whose unique GUID cairn.usr=PARTUUID=<uuid>
+ * on the command line names (what the initramfs mounted, whatever its label), else the booted slot's; -ENODATA
+ * when neither is known. A writer must never pick it as its target. */
+int bootcfg_running_partition(const struct bootcfg *b);
 /* The PARTUUID of a slot, upper-case text. */
 const char *bootcfg_slot_partuuid(const struct bootcfg *b, int slot);
 

@@ -309,6 +309,22 @@ static int ge_read_as_loader(struct bootcfg *b, struct bootcfg_state *ret) {
         return 0;
 }
 
+/* Before either copy is written in place: both own their clusters, shared with no other file or directory on the
+ * ESP and not with each other (a cross-linked entry would put the block into GRUB's binary, or make the fallback
+ * copy the primary itself). */
+static int check_clusters(struct bootcfg *b) {
+        static const char *const paths[] = { GRUBENV_PATH, GRUBENV_BAK_PATH };
+        char why[256];
+        int r = fat_check_exclusive(b->fd, b->esp.offset, b->esp.size, paths, ELEMENTSOF(paths), why, sizeof why);
+        if (r == -EBADMSG || r == -ENOENT)
+                return bootcfg_fail(b, -EBADMSG, "the ESP (partition %d) of \"%s\" is inconsistent: %s; not writing "
+                                    "the environment blocks", b->esp.index + 1, b->disk, why);
+        if (r < 0)
+                return bootcfg_fail(b, r, "cannot check the clusters of the env files on \"%s\": %s", b->disk,
+                                    strerror(-r));
+        return 0;
+}
+
 /* Write blk over the copy at off and flush it. */
 static int put_block(struct bootcfg *b, const char *path, const uint8_t blk[GRUBENV_SIZE], uint64_t off) {
         int r = bootcfg_io_write(b, blk, GRUBENV_SIZE, off);
@@ -341,6 +357,9 @@ static int ge_write(struct bootcfg *b, const struct bootcfg_state *s) {
                                     GRUBENV_PATH, b->disk);
         if (r < 0)
                 return bootcfg_fail(b, r, "cannot update \"/%s\" on \"%s\"", GRUBENV_PATH, b->disk);
+        r = check_clusters(b);
+        if (r < 0)
+                return r;
         /* Copy first: while the primary is being written, the loader can fall back to a complete new state. */
         r = put_block(b, GRUBENV_BAK_PATH, next, bak_off);
         if (r < 0)
@@ -360,9 +379,14 @@ static int ge_repair(struct bootcfg *b) {
                 return r;
         bool cur_ok = grubenv_validate(cur, GRUBENV_SIZE, NULL, why, sizeof why) >= 0;
         bool bak_ok = grubenv_validate(bak, GRUBENV_SIZE, NULL, why, sizeof why) >= 0;
+        /* Also when nothing is to be copied: two entries on the same clusters read alike, and the fallback copy
+         * they pretend to be does not exist. */
+        r = check_clusters(b);
+        if (r < 0)
+                return r;
+        if (cur_ok && bak_ok && memcmp(cur, bak, GRUBENV_SIZE) == 0)
+                return 0;
         if (cur_ok) {
-                if (bak_ok && memcmp(cur, bak, GRUBENV_SIZE) == 0)
-                        return 0;
                 r = put_block(b, GRUBENV_BAK_PATH, cur, bak_off);
                 return r < 0 ? r : 1;
         }

@@ -202,6 +202,7 @@ int main(int argc, char **argv) {
         if (nargs >= 1 && parse_slot_arg(args[0], &slot) < 0) /* every verb's first argument is a slot */
                 return 2;
         o.writable = verbs[v].writes;
+        o.lock = strcmp(verb, "status") != 0; /* verify/unverify change what set-next trusts about a slot */
 
         char err[512];
         _cleanup_bootcfg_ struct bootcfg *b = NULL;

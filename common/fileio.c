@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "macro.h"
@@ -167,5 +168,27 @@ int mkdir_parents(const char *path, bool with_last) {
                         return -errno;
                 *p = '/';
         }
+        return 0;
+}
+
+int lock_exclusive_nb(int fd) {
+        while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EINTR)
+                        continue;
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
+        return 0;
+}
+
+int lock_dir(const char *path, int *ret_fd) {
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = lock_exclusive_nb(fd);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
         return 0;
 }

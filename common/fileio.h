@@ -21,3 +21,10 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 int fsync_parent_dir(const char *path);
 /* mkdir -p of the directories above path's last component, and of path itself if with_last (mode 0755). */
 int mkdir_parents(const char *path, bool with_last);
+/* Take an exclusive flock(2) on fd without waiting: 0; -EAGAIN when another open file description holds a lock on
+ * the same file (another process, or another open() in this one); -errno otherwise. The lock lasts until every
+ * descriptor of this open file description is closed (dup() shares it). */
+int lock_exclusive_nb(int fd);
+/* Open the directory path (O_RDONLY|O_DIRECTORY|O_CLOEXEC) and lock it with lock_exclusive_nb(); *ret_fd holds the
+ * lock until it is closed. */
+int lock_dir(const char *path, int *ret_fd);

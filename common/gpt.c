@@ -710,3 +710,91 @@ int gpt_find_by_label(const struct gpt_table *t, const char *label) {
         }
         return found;
 }
+
+/* ---- Layout check ---- */
+
+/* "4 (USR-B, sectors 2048-51199)" for messages; the label is outside text, so anything but printable ASCII is '?'. */
+static void describe_entry(const struct gpt_table *t, unsigned idx, char *buf, size_t size) {
+        const uint8_t *e = gpt_entry(t, idx);
+        char name[GPT_NAME_MAX_UTF8];
+        if (gpt_entry_get_name(e, name, sizeof name) < 0)
+                snprintf(name, sizeof name, "?");
+        for (char *c = name; *c; c++)
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e || *c == '"')
+                        *c = '?';
+        snprintf(buf, size, "%u (%s, sectors %llu-%llu)", idx + 1, name[0] ? name : "no label",
+                 (unsigned long long)gpt_entry_first_lba(e), (unsigned long long)gpt_entry_last_lba(e));
+}
+
+int gpt_check_layout(const struct gpt_table *t, int target, int booted, uint64_t min_target_bytes, char *why,
+                     size_t whysize) {
+        char d1[GPT_NAME_UNITS * 3 + 64], d2[GPT_NAME_UNITS * 3 + 64];
+        if (!t || !t->entries || (target >= 0 && (unsigned)target >= t->num_entries)) {
+                snprintf(why, whysize, "invalid arguments");
+                return -EINVAL;
+        }
+        /* Used entries, in table order; at most GPT_MAX_ENTRIES. */
+        _cleanup_free_ unsigned *used = malloc(sizeof *used * (t->num_entries ? t->num_entries : 1));
+        if (!used)
+                return -ENOMEM;
+        unsigned n = 0;
+        for (unsigned i = 0; i < t->num_entries; i++) {
+                const uint8_t *e = gpt_entry(t, i);
+                if (!gpt_entry_is_used(e))
+                        continue;
+                uint64_t f = gpt_entry_first_lba(e), l = gpt_entry_last_lba(e);
+                if (f > l || f < t->first_usable_lba || l > t->last_usable_lba) {
+                        describe_entry(t, i, d1, sizeof d1);
+                        snprintf(why, whysize, "partition %s lies outside the usable sectors %llu-%llu", d1,
+                                 (unsigned long long)t->first_usable_lba, (unsigned long long)t->last_usable_lba);
+                        return -EBADMSG;
+                }
+                used[n++] = i;
+        }
+        for (unsigned a = 0; a < n; a++) {
+                const uint8_t *ea = gpt_entry(t, used[a]);
+                struct gpt_guid ua;
+                gpt_entry_get_uuid(ea, &ua);
+                for (unsigned b = a + 1; b < n; b++) {
+                        const uint8_t *eb = gpt_entry(t, used[b]);
+                        struct gpt_guid ub;
+                        gpt_entry_get_uuid(eb, &ub);
+                        if (gpt_entry_first_lba(ea) <= gpt_entry_last_lba(eb) &&
+                            gpt_entry_first_lba(eb) <= gpt_entry_last_lba(ea)) {
+                                /* Name the later-starting one first: it is the one that starts inside the other. */
+                                bool b_later = gpt_entry_first_lba(eb) >= gpt_entry_first_lba(ea);
+                                describe_entry(t, b_later ? used[b] : used[a], d1, sizeof d1);
+                                describe_entry(t, b_later ? used[a] : used[b], d2, sizeof d2);
+                                snprintf(why, whysize, "partition %s overlaps partition %s", d1, d2);
+                                return -EBADMSG;
+                        }
+                        if (gpt_guid_equal(&ua, &ub)) {
+                                char g[GPT_GUID_STRLEN + 1];
+                                describe_entry(t, used[a], d1, sizeof d1);
+                                describe_entry(t, used[b], d2, sizeof d2);
+                                snprintf(why, whysize, "partitions %s and %s have the same unique GUID %s", d1, d2,
+                                         gpt_guid_format(&ua, g));
+                                return -EBADMSG;
+                        }
+                }
+        }
+        if (target < 0)
+                return 0;
+        const uint8_t *te = gpt_entry(t, (unsigned)target);
+        if (!gpt_entry_is_used(te)) {
+                snprintf(why, whysize, "partition %d, the target, is not in use", target + 1);
+                return -ENOENT;
+        }
+        describe_entry(t, (unsigned)target, d1, sizeof d1);
+        if (target == booted) {
+                snprintf(why, whysize, "partition %s is the booted slot; it is not written while it runs", d1);
+                return -EBUSY;
+        }
+        uint64_t bytes = (gpt_entry_last_lba(te) - gpt_entry_first_lba(te) + 1) * GPT_SECTOR_SIZE;
+        if (bytes < min_target_bytes) {
+                snprintf(why, whysize, "partition %s holds %llu bytes, less than the %llu to be written", d1,
+                         (unsigned long long)bytes, (unsigned long long)min_target_bytes);
+                return -EFBIG;
+        }
+        return 0;
+}

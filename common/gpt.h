@@ -166,6 +166,19 @@ int gpt_entry_set_name(uint8_t *e, const char *utf8);
 /* Index of the used entry whose name equals label; -ENOENT none, -ENOTUNIQ more than one. */
 int gpt_find_by_label(const struct gpt_table *t, const char *label);
 
+/* ---- Layout check (before writing a slot or the ESP) ---- */
+
+/* Check that t is safe to write through: every used entry has first <= last and lies inside the usable area; no
+ * two used entries share a sector or a unique GUID; and, when target >= 0 (the entry index about to be written),
+ * target is a used entry, is not booted (the entry index of the running slot, -1 when unknown) and holds at least
+ * min_target_bytes. gpt_read() checks each copy's own consistency; this is what a writer checks on top, because a
+ * table with valid CRCs can still put one partition inside another (a slot over the running slot or the ESP).
+ * Returns 0, or -errno with one line in why (naming the partitions, by number and label, and their sectors):
+ * -EBADMSG the table itself is unsafe (outside the usable area, overlap, duplicate GUID); -EBUSY target is the
+ * booted entry; -EFBIG target smaller than min_target_bytes; -ENOENT target unused; -EINVAL bad arguments. */
+int gpt_check_layout(const struct gpt_table *t, int target, int booted, uint64_t min_target_bytes, char *why,
+                     size_t whysize);
+
 /* Attribute helpers (bits 48-51 priority, 52-55 tries, 56 successful). Setters take the value's low bits. */
 static inline unsigned gpt_attr_get_prio(uint64_t a) {
         return (unsigned)(a >> GPT_ATTR_PRIO_SHIFT) & 0xf;

@@ -263,7 +263,22 @@ static void set_status(Agent *a, AgentStatus s) {
                 a->progress(a->progress_ud, &a->st);
 }
 
-/* ---- bootcfg and the slots ---- */
+/* ---- the state directory's lock, and bootcfg and the slots ---- */
+
+/* Every entry point that writes (update, post-boot gate, mark-good, rollback) holds the state directory's lock
+ * throughout, so a daemon and a --once run never write state, records or slots at the same time. Not waited for:
+ * the holder may be minutes into an apply. */
+static int lock_state_dir(Agent *a, int *ret_fd) {
+        int r = mkdir_parents(a->state_dir, true);
+        if (r >= 0)
+                r = lock_dir(a->state_dir, ret_fd);
+        if (r == -EAGAIN)
+                return fail(a, r, "state directory \"%s\" is busy (held by another cairn process); try again when "
+                            "it is done", a->state_dir);
+        if (r < 0)
+                return fail(a, r, "cannot lock the state directory \"%s\": %s", a->state_dir, strerror(-r));
+        return 0;
+}
 
 static int open_bootcfg(Agent *a, bool writable, struct bootcfg **ret) {
         struct bootcfg_options bo = {
@@ -286,9 +301,11 @@ typedef struct Slots {
         uint64_t off[2], size[2];
 } Slots;
 
+/* The slots of b's disk, through b's descriptor: b (opened writable) holds the disk's lock for as long as it is open,
+ * and a second open() of the disk would not share it. */
 static int open_slots(Agent *a, struct bootcfg *b, Slots *ret) {
         const char *disk = bootcfg_disk_path(b);
-        _cleanup_close_ int fd = open(disk, O_RDWR | O_CLOEXEC);
+        _cleanup_close_ int fd = fcntl(bootcfg_disk_fd(b), F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
                 return fail(a, negative_errno(), "cannot open the disk \"%s\" for writing: %m", disk);
         _cleanup_gpt_ struct gpt_table *t = NULL;
@@ -297,14 +314,20 @@ static int open_slots(Agent *a, struct bootcfg *b, Slots *ret) {
                 return fail(a, r, "no usable GPT on \"%s\": %s", disk, strerror(-r));
         Slots s = { .fd = -1 };
         static const char *const labels[2] = { "USR-A", "USR-B" };
+        int idx[2];
         for (int i = 0; i < 2; i++) {
-                int idx = gpt_find_by_label(t, labels[i]);
-                if (idx < 0)
-                        return fail(a, idx, "no single partition labelled \"%s\" on \"%s\"", labels[i], disk);
-                const uint8_t *e = gpt_entry(t, (unsigned)idx);
+                idx[i] = gpt_find_by_label(t, labels[i]);
+                if (idx[i] < 0)
+                        return fail(a, idx[i], "no single partition labelled \"%s\" on \"%s\"", labels[i], disk);
+                const uint8_t *e = gpt_entry(t, (unsigned)idx[i]);
                 s.off[i] = gpt_entry_first_lba(e) * GPT_SECTOR_SIZE;
                 s.size[i] = (gpt_entry_last_lba(e) - gpt_entry_first_lba(e) + 1) * GPT_SECTOR_SIZE;
         }
+        int booted = bootcfg_booted(b), running = bootcfg_running_partition(b);
+        char why[320];
+        r = gpt_check_layout(t, booted >= 0 ? idx[1 - booted] : -1, running >= 0 ? running : -1, 0, why, sizeof why);
+        if (r < 0)
+                return fail(a, r, "refusing to write the slots of \"%s\": %s", disk, why);
         s.fd = TAKE_FD(fd);
         *ret = s;
         return 0;
@@ -740,6 +763,10 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
 
 int agent_update(Agent *a, bool interactive, bool force) {
         a->err[0] = 0;
+        _cleanup_close_ int state_lock = -1;
+        int lr = lock_state_dir(a, &state_lock);
+        if (lr < 0)
+                return lr; /* nothing written: the state belongs to the holder */
         AgentOffer offer = { 0 };
         int r = do_update(a, interactive, force, &offer);
         if (r < 0) {
@@ -772,6 +799,10 @@ int agent_update(Agent *a, bool interactive, bool force) {
 
 int agent_post_boot(Agent *a) {
         a->err[0] = 0;
+        _cleanup_close_ int state_lock = -1;
+        int lr = lock_state_dir(a, &state_lock);
+        if (lr < 0)
+                return lr; /* nothing written: the state belongs to the holder */
         _cleanup_bootcfg_ struct bootcfg *b = NULL;
         int r = open_bootcfg(a, true, &b);
         if (r < 0)
@@ -839,6 +870,10 @@ int agent_post_boot(Agent *a) {
 
 int agent_mark_good(Agent *a) {
         a->err[0] = 0;
+        _cleanup_close_ int state_lock = -1;
+        int lr = lock_state_dir(a, &state_lock);
+        if (lr < 0)
+                return lr; /* nothing written: the state belongs to the holder */
         _cleanup_bootcfg_ struct bootcfg *b = NULL;
         int r = open_bootcfg(a, true, &b);
         if (r < 0)
@@ -856,6 +891,10 @@ int agent_mark_good(Agent *a) {
 
 int agent_rollback(Agent *a) {
         a->err[0] = 0;
+        _cleanup_close_ int state_lock = -1;
+        int lr = lock_state_dir(a, &state_lock);
+        if (lr < 0)
+                return lr; /* nothing written: the state belongs to the holder */
         _cleanup_bootcfg_ struct bootcfg *b = NULL;
         int r = open_bootcfg(a, true, &b);
         if (r < 0)

@@ -1,7 +1,9 @@
-/* tests/fuzz/fuzz-fat.c — libFuzzer target for the read-only FAT lookup (fat_lookup) over an in-memory volume. */
+/* tests/fuzz/fuzz-fat.c — libFuzzer target for the read-only FAT lookup (fat_lookup) and the cluster ownership check
+ * (fat_check_exclusive) over an in-memory volume. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -48,6 +50,28 @@ static void lookup(uint64_t vol_size, const char *path) {
         }
 }
 
+/* What bootcfg checks before writing the env files. A pass must mean two distinct, exactly sized chains. */
+static void exclusive(uint64_t vol_size) {
+        static const char *const env[] = { "EFI/BOOT/grubenv", "EFI/BOOT/grubenv.bak" };
+        char why[256];
+        memset(why, 0, sizeof why);
+        int r = fat_check_exclusive(fd, 0, vol_size, env, 2, why, sizeof why);
+        if (r < 0) {
+                if (r != -ENOENT && r != -EBADMSG)
+                        abort();
+                if (!why[0] || memchr(why, '\n', sizeof why))
+                        abort(); /* always one line saying why */
+                return;
+        }
+        if (r != 0)
+                abort();
+        struct fat_file a, b;
+        if (fat_lookup(fd, 0, vol_size, env[0], &a) < 0 || fat_lookup(fd, 0, vol_size, env[1], &b) < 0)
+                abort(); /* both were resolved and their chains checked */
+        if (a.size > 0 && b.size > 0 && a.first_cluster == b.first_cluster)
+                abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (fd < 0) {
                 fd = memfd_create("fuzz-fat", MFD_CLOEXEC);
@@ -62,5 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 lookup(size, paths[i]);
         /* A volume that ends before the file does: every structure must be checked against vol_size. */
         lookup(size / 2, paths[0]);
+        exclusive(size);
+        exclusive(size / 2);
         return 0;
 }

@@ -1,4 +1,5 @@
-/* tests/fuzz/fuzz-gpt.c — libFuzzer target for gpt_read() (both copies, degraded mode) over a memfd disk image. */
+/* tests/fuzz/fuzz-gpt.c — libFuzzer target for gpt_read() (both copies, degraded mode) over a memfd disk image, and
+ * gpt_check_layout() on what it reads. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,6 +53,26 @@ static void walk_entries(const struct gpt_table *t) {
         int r = gpt_find_by_label(t, "USR-A");
         if (r < -ENOTUNIQ || (r >= 0 && (unsigned)r >= t->num_entries))
                 abort();
+        /* What a writer checks: a pass means no two used entries share a sector; a refusal is one line. */
+        int a = r, b = gpt_find_by_label(t, "USR-B");
+        char why[320];
+        for (int k = 0; k < 2; k++) {
+                why[0] = 0;
+                r = gpt_check_layout(t, k ? b : -1, k ? a : -1, k ? 4096 : 0, why, sizeof why);
+                if (r < 0 && (!why[0] || strchr(why, '\n') ||
+                              (r != -EBADMSG && r != -EBUSY && r != -EFBIG && r != -ENOENT && r != -EINVAL)))
+                        abort();
+                if (r < 0 || k)
+                        break;
+                for (unsigned i = 0; i < t->num_entries; i++)
+                        for (unsigned j = i + 1; j < t->num_entries; j++) {
+                                const uint8_t *x = gpt_entry(t, i), *y = gpt_entry(t, j);
+                                if (gpt_entry_is_used(x) && gpt_entry_is_used(y) &&
+                                    gpt_entry_first_lba(x) <= gpt_entry_last_lba(y) &&
+                                    gpt_entry_first_lba(y) <= gpt_entry_last_lba(x))
+                                        abort();
+                        }
+        }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

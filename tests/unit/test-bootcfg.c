@@ -416,6 +416,223 @@ static void test_fat(void) {
         }
 }
 
+/* One writer per disk: a second writable (or locking) open is refused at once, a reader is not. */
+static void test_disk_lock(void) {
+        const char *disk = fresh_disk("lock.img");
+        char state_dir[512], err[320];
+        snprintf(state_dir, sizeof state_dir, "%s/state", unit_tmpdir());
+        struct bootcfg_options w = { .disk = disk, .state_dir = state_dir, .booted = A, .writable = true };
+        struct bootcfg_options l = { .disk = disk, .state_dir = state_dir, .booted = A, .lock = true };
+        struct bootcfg_options ro = { .disk = disk, .state_dir = state_dir, .booted = A };
+        struct bootcfg *first = NULL, *second = NULL;
+        CHECK_EQ(bootcfg_open(&w, &first, err, sizeof err), 0);
+        err[0] = 0;
+        CHECK_EQ(bootcfg_open(&w, &second, err, sizeof err), -EAGAIN);
+        CHECK(second == NULL);
+        CHECK(strstr(err, "is busy (held by another cairn process)") != NULL);
+        CHECK_EQ(bootcfg_open(&l, &second, err, sizeof err), -EAGAIN);
+        CHECK_EQ(bootcfg_open(&ro, &second, err, sizeof err), 0);
+        struct bootcfg_state s;
+        if (second) {
+                CHECK_EQ(bootcfg_read(second, &s), 0);
+                bootcfg_free(second);
+                second = NULL;
+        }
+        /* The lock goes with the handle. */
+        bootcfg_free(first);
+        CHECK_EQ(bootcfg_open(&w, &second, err, sizeof err), 0);
+        if (second)
+                CHECK_EQ(bootcfg_mark_good(second, A, &s), 0);
+        bootcfg_free(second);
+}
+
+/* ---- FAT cross-links: an env file whose clusters belong to another file (or to the other env file) ---- */
+
+static uint32_t le32_at(const uint8_t *p) {
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The clusters of a file or directory on a FAT image, from mtools' mshowfat ("::/EFI/BOOT <4>", "<10-49> <60>"):
+ * an oracle independent of bootcfg/fat.c. Returns the count (at most max). */
+static size_t mtools_chain(const char *img, const char *path, uint32_t *out, size_t max) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "MTOOLS_SKIP_CHECK=1 mshowfat -i '%s' '::%s'", img, path);
+        char *o = sh_out(cmd);
+        size_t n = 0;
+        if (!o)
+                return 0;
+        for (char *p = strchr(o, '<'); p && n < max; p = strchr(p, '<')) {
+                unsigned long a, b;
+                int k = 0;
+                if (sscanf(p, "<%lu-%lu>%n", &a, &b, &k) == 2 && k > 0) {
+                } else if (sscanf(p, "<%lu>", &a) == 1)
+                        b = a;
+                else
+                        break;
+                for (unsigned long c = a; c <= b && n < max; c++)
+                        out[n++] = (uint32_t)c;
+                p++;
+        }
+        return n;
+}
+
+/* Point the directory entry of NAME11 (8.3 form, e.g. "GRUBENV BAK") in the directory DIR of the FAT32 image at
+ * cluster first (the FAT is left alone, so the entry now shares another chain). */
+static void repoint_entry(const char *img, const char *dir, const char *name11, uint32_t first) {
+        uint32_t dc[16];
+        size_t nd = mtools_chain(img, dir, dc, ELEMENTSOF(dc));
+        CHECK(nd > 0);
+        int fd = open(img, O_RDWR | O_CLOEXEC);
+        CHECK(fd >= 0);
+        uint8_t bs[512];
+        CHECK_EQ(pread_full(fd, bs, sizeof bs, 0), 0);
+        uint32_t bps = bs[11] | bs[12] << 8, spc = bs[13], rsvd = bs[14] | bs[15] << 8, nfats = bs[16];
+        uint64_t data = ((uint64_t)rsvd + (uint64_t)nfats * le32_at(bs + 36)) * bps, cb = (uint64_t)bps * spc;
+        bool done = false;
+        for (size_t i = 0; i < nd && !done; i++) {
+                uint8_t buf[4096];
+                CHECK(cb <= sizeof buf);
+                uint64_t off = data + (uint64_t)(dc[i] - 2) * cb;
+                CHECK_EQ(pread_full(fd, buf, cb, off), 0);
+                for (size_t e = 0; e + 32 <= cb; e += 32)
+                        if (memcmp(buf + e, name11, 11) == 0 && buf[e + 11] != 0x0f) {
+                                uint8_t v[2] = { (uint8_t)(first >> 16), (uint8_t)(first >> 24) };
+                                uint8_t w[2] = { (uint8_t)first, (uint8_t)(first >> 8) };
+                                CHECK_EQ(pwrite_full(fd, v, 2, off + e + 20), 0);
+                                CHECK_EQ(pwrite_full(fd, w, 2, off + e + 26), 0);
+                                done = true;
+                                break;
+                        }
+        }
+        CHECK(done);
+        close(fd);
+}
+
+static bool same_files(const char *a, const char *b) {
+        char cmd[1300];
+        snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+        return system(cmd) == 0;
+}
+
+static void test_fat_crosslink(void) {
+        const char *d = unit_tmpdir();
+        char mk[1024], esp[600], disk[600], before[600];
+        snprintf(mk, sizeof mk, "%s", mkdisk_path());
+        if (mk[0] != '/') {
+                char cwd[400];
+                CHECK(getcwd(cwd, sizeof cwd) != NULL);
+                snprintf(mk, sizeof mk, "%s/%s", cwd, mkdisk_path());
+        }
+        /* The fixture's ESP plus a GRUB binary of 20000 bytes (40 clusters of 512 bytes). */
+        sh("set -e; cd '%s'; export MTOOLS_SKIP_CHECK=1; rm -rf xesp; mkdir -p xesp; cp -r esp/EFI xesp/;"
+           "head -c 20000 /dev/zero | tr '\\0' G >xesp/EFI/BOOT/BOOTX64.EFI;"
+           "mkfs.vfat -C -F 32 -n EFI-SYSTEM xesp.img 34000 >/dev/null; mcopy -s -m -Q -i xesp.img xesp/EFI ::/",
+           d);
+        snprintf(esp, sizeof esp, "%s/xesp.img", d);
+        uint32_t grub[64], env[4], bak[4];
+        size_t ng = mtools_chain(esp, "/EFI/BOOT/BOOTX64.EFI", grub, ELEMENTSOF(grub));
+        size_t ne = mtools_chain(esp, "/EFI/BOOT/grubenv", env, ELEMENTSOF(env));
+        size_t nb = mtools_chain(esp, "/EFI/BOOT/grubenv.bak", bak, ELEMENTSOF(bak));
+        CHECK(ng == 40 && ne == 2 && nb == 2);
+        if (ng != 40 || ne != 2 || nb != 2)
+                return;
+
+        enum { INTACT, ENV_ON_GRUB, BAK_ON_GRUB, BAK_ON_ENV };
+        static const char *const names[] = { "intact", "grubenv on BOOTX64.EFI", "grubenv.bak on BOOTX64.EFI",
+                                             "grubenv.bak on grubenv" };
+        for (int c = INTACT; c <= BAK_ON_ENV; c++) {
+                sh("cd '%s' && cp xesp.img xesp-%d.img", d, c);
+                snprintf(esp, sizeof esp, "%s/xesp-%d.img", d, c);
+                /* Pointed at the last two clusters of GRUB's chain, the chain length still matches 1024 bytes. */
+                if (c == ENV_ON_GRUB)
+                        repoint_entry(esp, "/EFI/BOOT", "GRUBENV    ", grub[ng - 2]);
+                else if (c == BAK_ON_GRUB)
+                        repoint_entry(esp, "/EFI/BOOT", "GRUBENV BAK", grub[ng - 2]);
+                else if (c == BAK_ON_ENV)
+                        repoint_entry(esp, "/EFI/BOOT", "GRUBENV BAK", env[0]);
+                /* The check itself, on the ESP image: the exact line, naming both files and the cluster. */
+                {
+                        static const char *const paths[] = { GRUBENV_PATH, GRUBENV_BAK_PATH };
+                        char why[256] = "", want[256] = "";
+                        int fd = open(esp, O_RDONLY | O_CLOEXEC);
+                        struct stat stt;
+                        CHECK(fd >= 0 && fstat(fd, &stt) == 0);
+                        int r = fat_check_exclusive(fd, 0, (uint64_t)stt.st_size, paths, 2, why, sizeof why);
+                        close(fd);
+                        if (c == ENV_ON_GRUB)
+                                snprintf(want, sizeof want, "\"/EFI/BOOT/grubenv\" shares cluster %u with "
+                                         "\"/EFI/BOOT/BOOTX64.EFI\"", grub[ng - 2]);
+                        else if (c == BAK_ON_GRUB)
+                                snprintf(want, sizeof want, "\"/EFI/BOOT/grubenv.bak\" shares cluster %u with "
+                                         "\"/EFI/BOOT/BOOTX64.EFI\"", grub[ng - 2]);
+                        else if (c == BAK_ON_ENV)
+                                snprintf(want, sizeof want, "\"/EFI/BOOT/grubenv\" shares cluster %u with "
+                                         "\"/EFI/BOOT/grubenv.bak\"", env[0]);
+                        CHECK_EQ(r, c == INTACT ? 0 : -EBADMSG);
+                        if (c != INTACT)
+                                CHECK_STREQ(why, want);
+                }
+                sh("cd '%s' && rm -f xdisk-%d.img && '%s' -o xdisk-%d.img --size 48M --seed s "
+                   "--part 1:EFI-SYSTEM:esp:34M:xesp-%d.img --part 2:BIOS-BOOT:bios:1M --part 3:USR-A:usr:2M:usr.img "
+                   "--part 4:USR-B:usr:2M:usr.img --part 6:OEM:linux:1M --part 9:ROOT:root:rest",
+                   d, c, mk, c, c);
+                snprintf(disk, sizeof disk, "%s/xdisk-%d.img", d, c);
+                snprintf(before, sizeof before, "%s/xdisk-%d.before", d, c);
+                sh("cp '%s' '%s'", disk, before);
+
+                /* Every verb that writes the env files: set-next (a write of both), repair (which, with the
+                 * primary unreadable, copies .bak over it). */
+                struct bootcfg *b = open_disk(disk, BOOTCFG_BACKEND_GRUBENV, A);
+                int r = bootcfg_set_next(b, B, BOOTCFG_FORCE, NULL);
+                const char *e = bootcfg_error(b);
+                if (c == INTACT) {
+                        CHECK_EQ(r, 0);
+                        CHECK(!same_files(disk, before)); /* the fixture is writable: refusals below are real */
+                        bootcfg_free(b);
+                        continue;
+                }
+                if (r >= 0)
+                        fprintf(stderr, "%s: set-next returned %d: %s\n", names[c], r, e);
+                CHECK(r < 0);
+                if (c == ENV_ON_GRUB)
+                        /* Either refusal is right here (its bytes are no env block); repair below is the write. */
+                        CHECK(strstr(e, "BOOTX64.EFI") != NULL || strstr(e, "corrupt") != NULL);
+                else
+                        CHECK(strstr(e, c == BAK_ON_ENV ? "/EFI/BOOT/grubenv" : "/EFI/BOOT/BOOTX64.EFI") != NULL &&
+                              strstr(e, "shares cluster") != NULL);
+                r = bootcfg_repair(b);
+                e = bootcfg_error(b);
+                if (r >= 0 || !strstr(e, "shares cluster"))
+                        fprintf(stderr, "%s: repair returned %d: %s\n", names[c], r, e);
+                CHECK(r < 0);
+                CHECK(strstr(e, "shares cluster") != NULL);
+                CHECK(same_files(disk, before)); /* nothing written: GRUB's binary and both env copies intact */
+                bootcfg_free(b);
+        }
+
+        /* Another file's chain that runs into a free cluster, or loops: the walk ends (a loop at the first cluster
+         * seen twice), and a broken chain is refused, naming the file. */
+        snprintf(esp, sizeof esp, "%s/xesp-0.img", d);
+        int fd = open(esp, O_RDWR | O_CLOEXEC);
+        struct stat stt;
+        CHECK(fd >= 0 && fstat(fd, &stt) == 0);
+        uint8_t bs[512];
+        CHECK_EQ(pread_full(fd, bs, sizeof bs, 0), 0);
+        uint64_t fat = (uint64_t)(bs[14] | bs[15] << 8) * (uint64_t)(bs[11] | bs[12] << 8);
+        static const char *const paths[] = { GRUBENV_PATH, GRUBENV_BAK_PATH };
+        char why[256] = "";
+        uint8_t loop[4] = { (uint8_t)grub[0], (uint8_t)(grub[0] >> 8), (uint8_t)(grub[0] >> 16), 0 }, freed[4] = { 0 };
+        CHECK_EQ(pwrite_full(fd, loop, 4, fat + 4ull * grub[ng - 1]), 0);
+        CHECK_EQ(fat_check_exclusive(fd, 0, (uint64_t)stt.st_size, paths, 2, why, sizeof why), 0);
+        CHECK_EQ(pwrite_full(fd, freed, 4, fat + 4ull * grub[ng - 1]), 0);
+        CHECK_EQ(fat_check_exclusive(fd, 0, (uint64_t)stt.st_size, paths, 2, why, sizeof why), -EBADMSG);
+        CHECK_STREQ(why, "the cluster chain of \"/EFI/BOOT/BOOTX64.EFI\" is broken (free or bad cluster)");
+        /* A path that is no file. */
+        static const char *const missing[] = { "EFI/BOOT/nope" };
+        CHECK_EQ(fat_check_exclusive(fd, 0, (uint64_t)stt.st_size, missing, 1, why, sizeof why), -ENOENT);
+        close(fd);
+}
+
 /* ---- Backends on a disk image ---- */
 
 static void editenv_list(const char *disk, const char *file, char *out, size_t size) {
@@ -772,6 +989,8 @@ int main(void) {
         }
         build_fixture();
         RUN(test_fat);
+        RUN(test_fat_crosslink);
+        RUN(test_disk_lock);
         RUN(test_grubenv_backend);
         RUN(test_grubenv_corrupt);
         RUN(test_gpt_backend);

@@ -376,6 +376,107 @@ static void test_resize(void) {
         close(fd);
 }
 
+/* gpt_check_layout(): what a writer checks on top of gpt_read() (valid CRCs do not make a safe layout). */
+static void test_check_layout(void) {
+        struct gpt_table *t = sample_table(DISK_SECTORS);
+        char why[320];
+        /* Add an ESP as partition 1 at 1 MiB, before USR-A (which sample_table puts at 2048: move the slots up). */
+        for (unsigned i = 0; i < 2; i++) {
+                uint8_t *e = gpt_entry(t, i + 2);
+                gpt_entry_set_first_lba(e, 10240 + i * 8192);
+                gpt_entry_set_last_lba(e, 10240 + i * 8192 + 8191);
+        }
+        uint8_t *esp = gpt_entry(t, 0);
+        struct gpt_guid g;
+        CHECK_EQ(disk_guid_derive("seed", "partition:EFI-SYSTEM", &g), 0);
+        gpt_entry_set_type(esp, &GPT_TYPE_ESP);
+        gpt_entry_set_uuid(esp, &g);
+        gpt_entry_set_first_lba(esp, 2048);
+        gpt_entry_set_last_lba(esp, 10239); /* ends right before USR-A: adjacent is fine */
+        CHECK_EQ(gpt_entry_set_name(esp, "EFI-SYSTEM"), 0);
+        uint8_t *ua = gpt_entry(t, 2), *ub = gpt_entry(t, 3);
+
+        CHECK_EQ(gpt_check_layout(t, -1, -1, 0, why, sizeof why), 0);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 8192 * 512, why, sizeof why), 0); /* B exactly large enough */
+
+        /* USR-B starts inside USR-A. */
+        gpt_entry_set_first_lba(ub, 10240 + 4096);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), -EBADMSG);
+        CHECK_STREQ(why, "partition 4 (USR-B, sectors 14336-26623) overlaps partition 3 (USR-A, sectors 10240-18431)");
+        CHECK_EQ(gpt_check_layout(t, -1, -1, 0, why, sizeof why), -EBADMSG); /* whatever is written */
+        /* One shared sector is an overlap: B's first sector is A's last. */
+        gpt_entry_set_first_lba(ub, 18431);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), -EBADMSG);
+        CHECK(strstr(why, "partition 4 (USR-B, sectors 18431-26623) overlaps partition 3") != NULL);
+        /* USR-B on the ESP's first sector (the order of the entries does not matter). */
+        gpt_entry_set_first_lba(ub, 2048);
+        gpt_entry_set_last_lba(ub, 2048 + 8191);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), -EBADMSG);
+        CHECK_STREQ(why, "partition 4 (USR-B, sectors 2048-10239) overlaps partition 1 (EFI-SYSTEM, sectors 2048-10239)");
+        /* A slot wholly inside another one, starting at the same sector as its container. */
+        gpt_entry_set_first_lba(ub, 10240);
+        gpt_entry_set_last_lba(ub, 10250);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), -EBADMSG);
+        CHECK(strstr(why, "overlaps") != NULL);
+        gpt_entry_set_first_lba(ub, 18432);
+        gpt_entry_set_last_lba(ub, 18432 + 8191);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), 0);
+
+        /* Outside the usable area: past the last usable LBA (over the backup entries), before the first one
+         * (over the primary entries), first > last. */
+        gpt_entry_set_last_lba(ub, t->last_usable_lba + 1);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), -EBADMSG);
+        CHECK(strstr(why, "partition 4 (USR-B, sectors 18432-") != NULL);
+        CHECK(strstr(why, "outside the usable sectors 34-") != NULL);
+        gpt_entry_set_last_lba(ub, 18432 + 8191);
+        gpt_entry_set_first_lba(esp, 33);
+        CHECK_EQ(gpt_check_layout(t, -1, -1, 0, why, sizeof why), -EBADMSG);
+        CHECK(strstr(why, "partition 1 (EFI-SYSTEM, sectors 33-10239) lies outside the usable sectors") != NULL);
+        gpt_entry_set_first_lba(esp, 10239 + 1);
+        CHECK_EQ(gpt_check_layout(t, -1, -1, 0, why, sizeof why), -EBADMSG); /* first > last */
+        gpt_entry_set_first_lba(esp, 2048);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), 0);
+
+        /* The target is the booted slot; too small for the image; an unused entry. */
+        CHECK_EQ(gpt_check_layout(t, 2, 2, 0, why, sizeof why), -EBUSY);
+        CHECK(strstr(why, "partition 3 (USR-A, sectors 10240-18431) is the booted slot") != NULL);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 8192 * 512 + 1, why, sizeof why), -EFBIG);
+        CHECK(strstr(why, "partition 4 (USR-B, sectors 18432-26623) holds 4194304 bytes, less than the 4194305") != NULL);
+        CHECK_EQ(gpt_check_layout(t, 5, 2, 0, why, sizeof why), -ENOENT);
+        CHECK_EQ(gpt_check_layout(t, 128, 2, 0, why, sizeof why), -EINVAL);
+
+        /* Two partitions with one unique GUID (PARTUUID= would name either). */
+        struct gpt_guid gb;
+        gpt_entry_get_uuid(ub, &gb);
+        gpt_entry_set_uuid(ua, &gb);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), -EBADMSG);
+        CHECK(strstr(why, "partitions 3 (USR-A, sectors 10240-18431) and 4 (USR-B, sectors 18432-26623) have the "
+                          "same unique GUID") != NULL);
+
+        /* A hostile label cannot put control characters into the message. */
+        CHECK_EQ(disk_guid_derive("seed", "partition:USR-A", &g), 0);
+        gpt_entry_set_uuid(ua, &g);
+        CHECK_EQ(gpt_entry_set_name(ub, "B\nforged line"), 0);
+        gpt_entry_set_first_lba(ub, 18431);
+        CHECK_EQ(gpt_check_layout(t, 3, 2, 0, why, sizeof why), -EBADMSG);
+        CHECK(strchr(why, '\n') == NULL);
+        CHECK(strstr(why, "B?forged line") != NULL);
+
+        /* What gpt_read() accepts (valid CRCs, entries inside the usable range) can still be refused here. */
+        gpt_entry_set_name(ub, "USR-B");
+        gpt_entry_set_first_lba(ub, 10240 + 4096);
+        int fd = make_disk("overlap.img", DISK_SECTORS);
+        CHECK_EQ(gpt_write(fd, t, NULL), 0);
+        struct gpt_table *r = NULL;
+        struct gpt_status st;
+        CHECK_EQ(gpt_read(fd, 0, 0, &r, &st), GPT_COPY_PRIMARY | GPT_COPY_BACKUP);
+        if (r)
+                CHECK_EQ(gpt_check_layout(r, 3, 2, 0, why, sizeof why), -EBADMSG);
+        gpt_free(r);
+        close(fd);
+        gpt_free(t);
+}
+
 static void test_bios_patch(void) {
         uint8_t mbr[512], boot[512], core[3 * 512 + 100];
         memset(boot, 0xcc, sizeof boot);
@@ -415,5 +516,6 @@ int main(void) {
         RUN(test_cut_writes);
         RUN(test_resize);
         RUN(test_bios_patch);
+        RUN(test_check_layout);
         return unit_main_end();
 }

@@ -283,7 +283,7 @@ hfield() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["db"]; pr
 case_diskfull() {
         MNT=$T/mnt; mkdir -p "$MNT"
         if ! mount -t tmpfs -o size=1m tmpfs "$MNT" 2>"$T/mount.err"; then
-                MNT=; echo "skip: diskfull: cannot mount a tmpfs ($(cat "$T/mount.err")); needs root"; return 0
+                MNT=; NOT_RUN+=("diskfull (cannot mount a tmpfs: $(cat "$T/mount.err"))"); return 0
         fi
         : >"$T/server.log"
         start_server --db "$MNT/db.sqlite" --write-queue 100
@@ -396,5 +396,10 @@ case_logforge() {
 
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(symlink slow keepalive perip fifo diskfull options logforge)
+NOT_RUN=() # cases this machine cannot run: the test then ends as a skip, after all others ran
 for c in "${CASES[@]}"; do "case_$c"; done
+if [ ${#NOT_RUN[@]} -gt 0 ]; then
+        echo "skip: every other case passed, but these were not run: ${NOT_RUN[*]}"
+        exit 77
+fi
 echo PASS

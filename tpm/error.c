@@ -39,6 +39,7 @@ const char *tpm_error_kind_name(enum tpm_error_kind kind) {
                 [TPM_ERR_MISMATCH] = "mismatch",
                 [TPM_ERR_BANKS] = "banks",
                 [TPM_ERR_INVALID] = "invalid",
+                [TPM_ERR_LOG_AHEAD] = "log-ahead",
         };
         if ((size_t)kind < ELEMENTSOF(names) && names[kind])
                 return names[kind];

@@ -25,6 +25,7 @@ enum tpm_error_kind {
         TPM_ERR_MISMATCH,       /* a replayed PCR differs from the TPM's */
         TPM_ERR_BANKS,          /* our log's banks differ from the TPM's active banks */
         TPM_ERR_INVALID,        /* a bad argument */
+        TPM_ERR_LOG_AHEAD,      /* our log record was written, then the extend failed */
 };
 
 struct tpm_error {

@@ -76,7 +76,7 @@ static int parse_header(struct eventlog *log, struct cursor *c, struct tpm_error
                 return TRUNC("the spec header event");
         if (memcmp(p, SPEC_ID_SIG, 16) != 0) {
                 char sig[80];
-                log_safe_n(sig, sizeof sig, (const char *)p, 16);
+                log_safe_n(sig, sizeof sig, (const char *)p, strnlen((const char *)p, 16));
                 return tpm_error_set(err, -EBADMSG, TPM_ERR_SIGNATURE,
                                      "the spec header signature is \"%s\", not \"Spec ID Event03\" (%s)", sig,
                                      memcmp(p, "Spec ID Event00", 15) == 0 || memcmp(p, "Spec ID Event02", 15) == 0

@@ -40,7 +40,8 @@ static void usage(FILE *f) {
                 "                                     replay both logs and compare with the TPM\n"
                 "options:\n"
                 "  --tcti TCTI        TPM to use (env CAIRN_TPM_TCTI; default " TPM_DEFAULT_TCTI ")\n"
-                "  --firmware PATH    firmware log (default " FIRMWARE_LOG_DEFAULT ")\n"
+                "  --firmware PATH    firmware log (default " FIRMWARE_LOG_DEFAULT ";\n"
+                "                     \"none\": no firmware log, without the notice an absent one gives)\n"
                 "  --log PATH         Cairn's log (default " CAIRN_TPM_LOG_DEFAULT ")\n"
                 "  --pcrs LIST        e.g. 0,7,8-11\n"
                 "tags: slot, version, leave-initrd, test, or a number in 0xCA1B0000-0xCA1BFFFF\n"
@@ -171,7 +172,7 @@ static int verb_extend(const char *tcti, const struct extend_args *a) {
                 return EXIT_USAGE;
         }
         const char *path = a->log ?: CAIRN_TPM_LOG_DEFAULT;
-        /* Hash the object first: a missing file must not cost a TPM round trip or a log record. */
+        /* Open the object first: a missing file must not cost a TPM round trip or a log record. */
         _cleanup_close_ int fd = -1;
         if (a->file) {
                 fd = open(a->file, O_RDONLY | O_CLOEXEC);
@@ -181,6 +182,10 @@ static int verb_extend(const char *tcti, const struct extend_args *a) {
                 }
         }
         struct tpm_error e = { 0 };
+        /* The log lock first, then the TPM (see ourlog_lock()). */
+        _cleanup_ourlog_ struct ourlog *l = NULL;
+        if (ourlog_lock(path, &l, &e) < 0)
+                return tpm_exit(&e);
         _cleanup_tpm_ struct tpm *t = NULL;
         if (tpm_open(tcti, &t, &e) < 0)
                 return tpm_exit(&e);
@@ -204,7 +209,7 @@ static int verb_extend(const char *tcti, const struct extend_args *a) {
                 return EXIT_FAIL;
         }
         struct ourlog_append res;
-        if (ourlog_extend(t, path, (unsigned)a->pcr, EV_EVENT_TAG, &d, ev, evlen, &res, &e) < 0)
+        if (ourlog_extend(l, t, (unsigned)a->pcr, EV_EVENT_TAG, &d, ev, evlen, &res, &e) < 0)
                 return tpm_exit(&e);
         printf("extended PCR %d (", a->pcr);
         for (size_t i = 0; i < n; i++)
@@ -218,15 +223,19 @@ static int verb_extend(const char *tcti, const struct extend_args *a) {
 static int load_logs(const char *fw_path, const char *our_path, struct eventlog **ret_fw, struct eventlog **ret_ours) {
         struct tpm_error e = { 0 };
         struct eventlog *fw = NULL, *ours = NULL;
-        int r = eventlog_load(fw_path, 0, &fw, &e);
-        if (r == -ENOENT)
+        int r = strcmp(fw_path, "none") == 0 ? 0 : eventlog_load(fw_path, 0, &fw, &e);
+        if (r == -ENODATA)
+                log_msg("the firmware event log \"%s\" is empty: treated as empty", fw_path);
+        else if (r == -ENOENT)
                 log_msg("no firmware event log at \"%s\": treated as empty (firmware measurements cannot be "
                         "checked)",
                         fw_path);
         else if (r < 0)
                 return log_msg("firmware log %s", e.msg), EXIT_FAIL;
         r = eventlog_load(our_path, EVENTLOG_PARSE_OURS, &ours, &e);
-        if (r == -ENOENT)
+        if (r == -ENODATA)
+                log_msg("the Cairn event log \"%s\" is empty (created, no header yet): treated as empty", our_path);
+        else if (r == -ENOENT)
                 log_msg("no Cairn event log at \"%s\": treated as empty", our_path);
         else if (r < 0) {
                 eventlog_free(fw);

@@ -1,5 +1,5 @@
-/* tpm/ourlog.c — Cairn's own event log on disk: created atomically with its header, appended under flock and
- * fsynced before the TPM is extended; and bounded loading of any log file. */
+/* tpm/ourlog.c — Cairn's own event log on disk: locked (flock) for the whole of header + append + extend, each
+ * write fsynced before the TPM is extended; and bounded loading of any log file. */
 #include "ourlog.h"
 
 #include <fcntl.h>
@@ -17,60 +17,14 @@ int eventlog_load(const char *path, unsigned flags, struct eventlog **ret, struc
                                      EVENTLOG_MAX_SIZE);
         if (r < 0)
                 return tpm_error_set(err, r, TPM_ERR_IO, "cannot read \"%s\": %s", path, strerror(-r));
+        if (len == 0)
+                return tpm_error_set(err, -ENODATA, TPM_ERR_NO_SPEC_HEADER, "\"%s\" is empty", path);
         struct tpm_error e = { 0 };
         struct eventlog *log = NULL;
         r = eventlog_parse(buf, len, flags, &log, &e);
         if (r < 0)
                 return tpm_error_set(err, r, e.kind, "\"%s\": %s", path, e.msg);
         *ret = log;
-        return 0;
-}
-
-/* Create path with a header for d's banks if it does not exist: write a temporary file, fsync, link() it into
- * place (so a concurrent creator or a crash never leaves an empty or half-written log), fsync the directory. */
-static int create_if_absent(const char *path, const uint16_t *algs, size_t n, bool *ret_created,
-                            struct tpm_error *err) {
-        if (access(path, F_OK) == 0) {
-                *ret_created = false;
-                return 0;
-        }
-        int r = mkdir_parents(path, false);
-        if (r < 0)
-                return tpm_error_set(err, r, TPM_ERR_IO, "cannot create the directory of \"%s\": %s", path,
-                                     strerror(-r));
-        uint8_t h[EVENTLOG_HEADER_MAX];
-        size_t hlen;
-        r = eventlog_header_encode(algs, n, h, &hlen);
-        if (r < 0)
-                return tpm_error_set(err, r, TPM_ERR_UNSUPPORTED, "cannot write a log header for these banks");
-        size_t tl = strlen(path) + 16;
-        _cleanup_free_ char *tmp = malloc(tl);
-        if (!tmp)
-                return tpm_error_set(err, -ENOMEM, TPM_ERR_IO, "out of memory");
-        snprintf(tmp, tl, "%s.tmpXXXXXX", path);
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0) {
-                r = negative_errno();
-                return tpm_error_set(err, r, TPM_ERR_IO, "cannot create \"%s\": %s", tmp, strerror(-r));
-        }
-        r = write_full(fd, h, hlen);
-        if (r >= 0 && fchmod(fd, 0644) < 0)
-                r = negative_errno();
-        if (r >= 0 && fsync(fd) < 0)
-                r = negative_errno();
-        bool created = false;
-        if (r >= 0) {
-                if (link(tmp, path) == 0)
-                        created = true;
-                else if (errno != EEXIST)
-                        r = negative_errno();
-        }
-        unlink(tmp);
-        if (r >= 0)
-                r = fsync_parent_dir(path);
-        if (r < 0)
-                return tpm_error_set(err, r, TPM_ERR_IO, "cannot create \"%s\": %s", path, strerror(-r));
-        *ret_created = created;
         return 0;
 }
 
@@ -97,34 +51,87 @@ static int read_fd_bounded(int fd, uint8_t **ret, size_t *ret_len, struct tpm_er
         return 0;
 }
 
-int ourlog_extend(struct tpm *t, const char *path, unsigned pcr, uint32_t type, const struct tpm_digests *d,
+int ourlog_lock(const char *path, struct ourlog **ret, struct tpm_error *err) {
+        int r = mkdir_parents(path, false);
+        if (r < 0)
+                return tpm_error_set(err, r, TPM_ERR_IO, "cannot create the directory of \"%s\": %s", path,
+                                     strerror(-r));
+        _cleanup_free_ struct ourlog *l = calloc(1, sizeof *l);
+        if (!l || !(l->path = strdup(path))) {
+                if (l)
+                        free(l->path);
+                return tpm_error_set(err, -ENOMEM, TPM_ERR_IO, "out of memory");
+        }
+        l->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (l->fd < 0) {
+                r = negative_errno();
+                free(l->path);
+                return tpm_error_set(err, r, TPM_ERR_IO, "cannot open \"%s\": %s", path, strerror(-r));
+        }
+        /* Held until ourlog_unlock(): the append and the extend are one step for every other cairn-tpm. */
+        while (flock(l->fd, LOCK_EX) < 0)
+                if (errno != EINTR) {
+                        r = negative_errno();
+                        close(l->fd);
+                        free(l->path);
+                        return tpm_error_set(err, r, TPM_ERR_IO, "cannot lock \"%s\": %s", path, strerror(-r));
+                }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+void ourlog_unlock(struct ourlog *l) {
+        if (!l)
+                return;
+        if (l->fd >= 0)
+                close(l->fd);
+        free(l->path);
+        free(l);
+}
+
+int ourlog_extend(struct ourlog *l, struct tpm *t, unsigned pcr, uint32_t type, const struct tpm_digests *d,
                   const void *event, size_t event_len, struct ourlog_append *ret, struct tpm_error *err) {
+        const char *path = l->path;
+        int fd = l->fd;
         if (pcr >= TPM_PCRS || d->n == 0 || d->n > TPM_MAX_BANKS)
                 return tpm_error_set(err, -EINVAL, TPM_ERR_INVALID, "bad measurement (PCR %u, %zu digests)", pcr,
                                      d->n);
-        uint16_t algs[TPM_MAX_BANKS];
-        for (size_t i = 0; i < d->n; i++)
-                algs[i] = d->d[i].alg;
-        bool created = false;
-        int r = create_if_absent(path, algs, d->n, &created, err);
-        if (r < 0)
-                return r;
-        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) {
-                r = negative_errno();
-                return tpm_error_set(err, r, TPM_ERR_IO, "cannot open \"%s\": %s", path, strerror(-r));
-        }
-        /* Held until fd closes: the append and the extend are one step for every other cairn-tpm. */
-        while (flock(fd, LOCK_EX) < 0)
-                if (errno != EINTR) {
-                        r = negative_errno();
-                        return tpm_error_set(err, r, TPM_ERR_IO, "cannot lock \"%s\": %s", path, strerror(-r));
-                }
+        int r;
         _cleanup_free_ uint8_t *untrusted = NULL;
         size_t len = 0;
         r = read_fd_bounded(fd, &untrusted, &len, err, path);
         if (r < 0)
                 return r;
+        bool created = false;
+        if (len == 0) {
+                /* New (or left empty by a crash before its header): write the header for d's banks. */
+                uint16_t algs[TPM_MAX_BANKS];
+                for (size_t i = 0; i < d->n; i++)
+                        algs[i] = d->d[i].alg;
+                uint8_t h[EVENTLOG_HEADER_MAX];
+                size_t hlen;
+                r = eventlog_header_encode(algs, d->n, h, &hlen);
+                if (r < 0)
+                        return tpm_error_set(err, r, TPM_ERR_UNSUPPORTED, "cannot write a log header for these banks");
+                r = pwrite_full(fd, h, hlen, 0);
+                if (r >= 0 && fsync(fd) < 0)
+                        r = negative_errno();
+                if (r >= 0)
+                        r = fsync_parent_dir(path);
+                if (r < 0) {
+                        if (ftruncate(fd, 0) == 0)
+                                (void)fsync(fd);
+                        return tpm_error_set(err, r, TPM_ERR_IO, "cannot write the header of \"%s\": %s", path,
+                                             strerror(-r));
+                }
+                free(untrusted);
+                untrusted = malloc(hlen);
+                if (!untrusted)
+                        return tpm_error_set(err, -ENOMEM, TPM_ERR_IO, "out of memory");
+                memcpy(untrusted, h, hlen);
+                len = hlen;
+                created = true;
+        }
         struct tpm_error e = { 0 };
         _cleanup_eventlog_ struct eventlog *log = NULL;
         r = eventlog_parse(untrusted, len, EVENTLOG_PARSE_OURS, &log, &e);

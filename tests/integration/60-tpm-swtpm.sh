@@ -9,7 +9,7 @@ CT=${CAIRN_TPM:-$PWD/build/bin/cairn-tpm}   # CAIRN_TPM=build/asan/bin/cairn-tpm
 PROXY=$PWD/tests/lib/tpm-proxy.py
 CORPUS=$PWD/tests/fuzz/corpus/eventlog
 [ -x "$CT" ] || { echo "FAIL: $CT not built"; exit 1; }
-for t in swtpm swtpm_setup tpm2_pcrread tpm2_pcrextend tpm2_eventlog python3; do
+for t in swtpm swtpm_setup tpm2_pcrread tpm2_pcrextend tpm2_eventlog tpm2_getcap python3; do
         command -v $t >/dev/null || { echo "skip: $t not installed"; exit 77; }
 done
 W=$(mktemp -d)
@@ -210,6 +210,9 @@ tpm2_eventlog "$C" 2>/dev/null | sed -n '/^pcrs:/,$p' | pcrmap >tel-pcrs.txt
 tpm2_pcrread sha1:13+sha256:13 | pcrmap >oracle.txt
 cmp -s tel-pcrs.txt oracle.txt || fail "concurrent: tpm2_eventlog replay differs from tpm2_pcrread"
 echo "ok: 8 concurrent extends: log replay (cairn-tpm verify and tpm2_eventlog) equals the TPM"
+# swtpm has no resource manager: nothing may be left behind (cairn-tpm creates no objects or sessions).
+[ -z "$(tpm2_getcap handles-transient)$(tpm2_getcap handles-loaded-session)" ] ||
+        fail "transient objects or sessions left in the TPM: $(tpm2_getcap handles-transient) $(tpm2_getcap handles-loaded-session)"
 
 # ---------------- bad logs: one line, non-zero, nothing extended ----------------
 head -c 150 "$CORPUS/ours-two-records" >trunc.log

@@ -232,8 +232,9 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                 if (n < 0 && errno != EINTR)
                         return log_error_errno(negative_errno(), "poll");
                 if (n > 0 && (pfd[0].revents & POLLIN)) {
-                        struct signalfd_siginfo si;
-                        (void)read(sfd, &si, sizeof si);
+                        struct signalfd_siginfo si = { 0 };
+                        if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si)
+                                si.ssi_signo = 0; /* cannot happen for a signalfd with a signal pending */
                         log_msg("stopping on signal %u", si.ssi_signo);
                         (void)agent_save(a);
                         (void)unlink(o->socket_path);

@@ -1,7 +1,9 @@
 /* tests/unit/test-agent.c — the agent's pure parts: config precedence, state file, Omaha request/response, offer checks,
  * jitter/backoff bounds, delta planning against a real payload, and the health gate. */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "../lib/unit.h"
 #include "../../updater/agent.h"
@@ -520,6 +522,87 @@ static void test_health(void) {
         CHECK_EQ(agent_run_command("exit 4"), -ECHILD);
 }
 
+/* Every number in update.conf is strict and bounded; a bad one names the key and the value. */
+static void test_config_ranges(void) {
+        static const struct {
+                const char *line;
+                int r;
+        } cases[] = {
+                { "DOWNLOAD_RATE_LIMIT=17179869184G", -ERANGE }, /* 2^64: used to wrap to 0 = unlimited */
+                { "DOWNLOAD_RATE_LIMIT=2T", -ERANGE },
+                { "DOWNLOAD_RATE_LIMIT=-1", -EINVAL },
+                { "DOWNLOAD_RATE_LIMIT=1 M", -EINVAL },
+                { "CHECK_INTERVAL=4294967297", -ERANGE },        /* used to be cut to 9 digits or wrap */
+                { "CHECK_INTERVAL=0", -ERANGE },
+                { "CHECK_INTERVAL=8d", -ERANGE },
+                { "CHECK_INTERVAL=0x10", -EINVAL },
+                { "HEALTH_TIMEOUT=+5", -EINVAL },
+                { "HTTP_STALL_TIMEOUT=99999999999999999999", -ERANGE },
+                { "HTTP_LOW_SPEED_LIMIT=0", -ERANGE },
+                { "HTTP_TRANSFER_TIMEOUT=0", -ERANGE },
+                { "HTTP_TRANSFER_TIMEOUT=abc", -EINVAL },
+                { "SERVER=http://x/\x1b[2J", -EINVAL },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                AgentConfig c;
+                agent_config_init(&c);
+                AgentConfigError e = { .path = "update.conf" };
+                char text[128];
+                snprintf(text, sizeof text, "GROUP=beta\n%s\n", cases[i].line);
+                CHECK_EQ(agent_config_parse(&c, text, strlen(text), &e), cases[i].r);
+                CHECK_EQ(e.line, 2);
+                CHECK(strncmp(cases[i].line, e.key, strlen(e.key)) == 0 && e.key[0]);
+                CHECK_STREQ(c.group, "stable"); /* nothing applied */
+                char msg[512];
+                agent_config_error_format(&e, cases[i].r, msg, sizeof msg);
+                CHECK(strstr(msg, "config \"update.conf\" line 2: ") == msg);
+                CHECK(strstr(msg, e.key) && strstr(msg, "=\""));
+                CHECK(!strchr(msg, '\x1b'));
+        }
+        AgentConfig c;
+        agent_config_init(&c);
+        CHECK_EQ(c.low_speed_limit, 1024);
+        CHECK_EQ(c.http_timeout, 60);
+        CHECK_EQ(c.transfer_timeout, 1800);
+        const char *good = "DOWNLOAD_RATE_LIMIT=1T\nCHECK_INTERVAL=2h\nHTTP_LOW_SPEED_LIMIT=10K\nHTTP_STALL_TIMEOUT=1m\n"
+                           "HTTP_TRANSFER_TIMEOUT=7d\nBACKOFF_MAX=7d\n";
+        CHECK_EQ(agent_config_parse(&c, good, strlen(good), NULL), 0);
+        CHECK_EQ(c.rate_limit, 1ULL << 40);
+        CHECK_EQ(c.check_interval, 7200);
+        CHECK_EQ(c.low_speed_limit, 10240);
+        CHECK_EQ(c.http_timeout, 60);
+        CHECK_EQ(c.transfer_timeout, 7 * 86400);
+        CHECK_EQ(c.backoff_max, 7 * 86400);
+}
+
+/* A child starts with no blocked signal and every disposition at its default, whatever the daemon set. */
+static void test_child_signals(void) {
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGINT);
+        sigprocmask(SIG_BLOCK, &block, &old);
+        void (*pipe_was)(int) = signal(SIGPIPE, SIG_IGN);
+        void (*xfsz_was)(int) = signal(SIGXFSZ, SIG_IGN);
+        pid_t pid = fork();
+        if (pid == 0) {
+                agent_child_reset_signals();
+                sigset_t now;
+                sigprocmask(SIG_SETMASK, NULL, &now);
+                struct sigaction sp, sx;
+                sigaction(SIGPIPE, NULL, &sp);
+                sigaction(SIGXFSZ, NULL, &sx);
+                _exit(sigismember(&now, SIGTERM) || sigismember(&now, SIGINT) || sp.sa_handler != SIG_DFL ||
+                      sx.sa_handler != SIG_DFL);
+        }
+        int st = -1;
+        CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        signal(SIGPIPE, pipe_was);
+        signal(SIGXFSZ, xfsz_was);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 int main(void) {
         RUN(test_config_precedence);
         RUN(test_state_roundtrip);
@@ -528,5 +611,7 @@ int main(void) {
         RUN(test_jitter_backoff);
         RUN(test_delta_plan);
         RUN(test_health);
+        RUN(test_config_ranges);
+        RUN(test_child_signals);
         return unit_main_end();
 }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "../lib/unit.h"
 #include "../../updater/agent.h"
@@ -603,6 +604,39 @@ static void test_child_signals(void) {
         sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+/* A pending SIGTERM (blocked, as in the daemon) is a stop request every long loop sees. Runs last: a stop request
+ * is for good. */
+static void test_cancel(void) {
+        sigset_t set, old;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigprocmask(SIG_BLOCK, &set, &old);
+        agent_cancel_watch(&set);
+        CHECK(!agent_cancelled());
+        char d[600];
+        snprintf(d, sizeof d, "%s/hc", unit_tmpdir());
+        put("hc/10-slow", "#!/bin/sh\nsleep 30\n");
+        const char *dirs[1] = { d };
+        const char *failed = NULL;
+        kill(getpid(), SIGTERM); /* stays pending */
+        CHECK(agent_cancelled());
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        CHECK_EQ(agent_health_run(dirs, 1, 60, &failed), -ECANCELED); /* killed, not waited for */
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        CHECK(t1.tv_sec - t0.tv_sec < 10);
+        /* The slot hash (read-back) stops too. */
+        int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        uint8_t h[SHA256_SIZE];
+        CHECK_EQ(agent_hash_range(fd, 0, 1 << 20, h), -ECANCELED);
+        close(fd);
+        /* Take the signal so it does not end the test binary when unblocked. */
+        struct timespec zero = { 0, 0 };
+        CHECK_EQ(sigtimedwait(&set, NULL, &zero), SIGTERM);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        CHECK(agent_cancelled()); /* remembered */
+}
+
 int main(void) {
         RUN(test_config_precedence);
         RUN(test_state_roundtrip);
@@ -613,5 +647,6 @@ int main(void) {
         RUN(test_health);
         RUN(test_config_ranges);
         RUN(test_child_signals);
+        RUN(test_cancel); /* last */
         return unit_main_end();
 }

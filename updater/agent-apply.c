@@ -81,7 +81,7 @@ int agent_index_build(int fd, uint64_t off, uint64_t size, uint32_t block_size, 
                 return -ENOMEM;
         }
         for (uint64_t i = 0; i < n; i++) {
-                int r = pread_full(fd, buf, block_size, off + i * block_size);
+                int r = agent_cancelled() ? -ECANCELED : pread_full(fd, buf, block_size, off + i * block_size);
                 if (r < 0) {
                         free(x.e);
                         return r;
@@ -130,6 +130,8 @@ int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZ
                 return -ENOMEM;
         (void)posix_fadvise(fd, (off_t)off, (off_t)size, POSIX_FADV_SEQUENTIAL);
         for (uint64_t done = 0; done < size;) {
+                if (agent_cancelled())
+                        return -ECANCELED;
                 size_t n = (size_t)MIN((uint64_t)bs, size - done);
                 int r = pread_full(fd, buf, n, off + done);
                 if (r < 0)
@@ -181,9 +183,11 @@ typedef struct Pipeline {
         int verify_error;
 } Pipeline;
 
-static int apply_fail(AgentApply *a, int r, const char *fmt, ...) _printf_(3, 4);
-static int apply_fail(AgentApply *a, int r, const char *fmt, ...) {
+/* The first failure wins: its text, and its update_engine code (ec 0: keep AGENT_EC_ERROR unless set). */
+static int apply_failc(AgentApply *a, int ec, int r, const char *fmt, ...) _printf_(4, 5);
+static int apply_failc(AgentApply *a, int ec, int r, const char *fmt, ...) {
         if (!a->error[0]) {
+                a->errcode = ec ? ec : AGENT_EC_ERROR;
                 va_list ap;
                 va_start(ap, fmt);
                 vsnprintf(a->error, sizeof a->error, fmt, ap);
@@ -191,6 +195,7 @@ static int apply_fail(AgentApply *a, int r, const char *fmt, ...) {
         }
         return r;
 }
+#define apply_fail(a, r, ...) apply_failc(a, 0, r, __VA_ARGS__)
 
 static int run_job(Pipeline *pl, Job *j) {
         AgentApply *a = pl->a;
@@ -202,7 +207,8 @@ static int run_job(Pipeline *pl, Job *j) {
         case JOB_DECODE:
                 r = payload_chunk_decode(p, j->idx, j->untrusted_stored, j->filled, j->raw, c->raw_len);
                 if (r < 0)
-                        return apply_fail(a, r, "chunk %u of the payload: %s", j->idx, payload_strerror(r));
+                        return apply_failc(a, r == -EILSEQ ? AGENT_EC_OPERATION_HASH_MISMATCH : AGENT_EC_ERROR, r,
+                                           "chunk %u of the payload: %s", j->idx, payload_strerror(r));
                 break;
         case JOB_COPY: {
                 uint64_t from = a->active_off + (uint64_t)pl->src[j->idx] * p->chunk_size;
@@ -227,7 +233,8 @@ static int run_job(Pipeline *pl, Job *j) {
         }
         r = pwrite_full(a->fd, j->raw, c->raw_len, dst);
         if (r < 0)
-                return apply_fail(a, r, "writing the target slot at byte %" PRIu64 ": %s", dst, strerror(-r));
+                return apply_failc(a, AGENT_EC_DOWNLOAD_WRITE, r, "writing the target slot at byte %" PRIu64 ": %s%s",
+                                   dst, strerror(-r), r == -EFBIG ? " (a file-size limit, ulimit -f, is in force)" : "");
         return 0;
 }
 
@@ -320,7 +327,7 @@ static int checkpoint(Pipeline *pl) {
         pthread_mutex_unlock(&pl->lock);
         if (fdatasync(a->fd) < 0) {
                 int r = negative_errno();
-                return apply_fail(a, r, "syncing the target slot: %s", strerror(-r));
+                return apply_failc(a, AGENT_EC_DOWNLOAD_WRITE, r, "syncing the target slot: %s", strerror(-r));
         }
         if (a->progress)
                 a->progress(a->userdata, f, a->p->chunk_count);
@@ -418,6 +425,10 @@ static void *readback(void *ud) {
                 if (give_up)
                         break; /* stopped early: agent_apply_verify() re-reads everything itself */
                 while (r >= 0 && done < upto) {
+                        if (agent_cancelled()) {
+                                r = -ECANCELED; /* give up: nothing is final before agent_apply_verify() */
+                                break;
+                        }
                         size_t n = (size_t)MIN((uint64_t)bs, upto - done);
                         r = pread_full(a->fd, buf, n, a->target_off + done);
                         if (r >= 0 && !EVP_DigestUpdate(ctx, buf, n))
@@ -442,7 +453,12 @@ static int run_pipeline(Pipeline *pl) {
         const Payload *p = a->p;
         int r = 0;
         pl->last_cp_ms = mono_ms();
+        const uint64_t range_max = a->range_max ? a->range_max : APPLY_RANGE_MAX;
         for (uint32_t i = a->start_chunk; i < p->chunk_count && r >= 0;) {
+                if (agent_cancelled()) {
+                        r = apply_fail(a, -ECANCELED, "interrupted (stop requested) at chunk %u", i);
+                        break;
+                }
                 uint8_t act = pl->actions[i];
                 if (act == AGENT_CHUNK_DONE) {
                         i++;
@@ -469,24 +485,32 @@ static int run_pipeline(Pipeline *pl) {
                         uint32_t end = i;
                         uint64_t bytes = 0;
                         while (end < p->chunk_count && pl->actions[end] == AGENT_CHUNK_DOWNLOAD &&
-                               (end == i || bytes + p->chunks[end].stored_len <= APPLY_RANGE_MAX)) {
+                               (end == i || bytes + p->chunks[end].stored_len <= range_max)) {
                                 bytes += p->chunks[end].stored_len;
                                 end++;
                         }
                         Download d = { .pl = pl, .cur = i };
-                        r = agent_http_get_range(a->http, a->url, p->chunks[i].offset, bytes, download_sink, &d,
-                                                 &a->bytes_downloaded);
+                        r = agent_http_get_range(a->http, a->urls[a->url_index], p->chunks[i].offset, bytes,
+                                                 download_sink, &d, &a->bytes_downloaded);
                         if (d.job)
                                 release_job(pl, d.job); /* a partial chunk: dropped, fetched again on resume */
+                        a->chunks_downloaded += d.cur - i;
                         if (r < 0) {
                                 int pe = pipeline_error(pl);
                                 if (pe < 0)
                                         r = pe; /* the sink stopped because a worker failed */
-                                else
-                                        apply_fail(a, r, "%s", agent_http_error(a->http));
+                                else if (r != -ECANCELED && a->url_index + 1 < a->n_urls) {
+                                        /* This server failed: the next <url> serves the rest of the run (the
+                                         * chunks received whole are kept). */
+                                        a->url_index++;
+                                        i = d.cur;
+                                        r = 0;
+                                        continue;
+                                } else
+                                        apply_failc(a, r == -ECANCELED ? AGENT_EC_ERROR : AGENT_EC_DOWNLOAD_TRANSFER, r,
+                                                    "%s", agent_http_error(a->http));
                                 break;
                         }
-                        a->chunks_downloaded += end - i;
                         i = end;
                 }
                 if (r >= 0)
@@ -506,7 +530,10 @@ static int run_pipeline(Pipeline *pl) {
 int agent_apply(AgentApply *a) {
         const Payload *p = a->p;
         a->error[0] = 0;
+        a->errcode = 0;
         a->bad_chunk = UINT32_MAX;
+        if (a->n_urls == 0 || a->url_index >= a->n_urls)
+                return apply_fail(a, -EINVAL, "no payload URL");
         if (!p->verified)
                 return apply_fail(a, -EPERM, "payload not verified");
         if (p->image_size > a->target_size)
@@ -586,6 +613,7 @@ int agent_apply_verify(AgentApply *a) {
         if (r < 0)
                 return apply_fail(a, r, "re-reading the target slot: %s", strerror(-r));
         if (memcmp(h, a->p->image_sha256, SHA256_SIZE) != 0)
-                return apply_fail(a, -EILSEQ, "the written slot does not read back to the manifest's SHA-256");
+                return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, -EILSEQ,
+                                   "the written slot does not read back to the manifest's SHA-256");
         return 0;
 }

@@ -15,8 +15,21 @@
 
 #include "fileio.h"
 #include "log.h"
+#include "parse.h"
 
 #define CMD_MAX 256
+
+/* Every agent message is logged through here. The agent escapes what came from outside where it puts it in a
+ * message; should a control character still be there, the whole line is escaped, so no one can forge a line. */
+static void log_agent(const char *msg) {
+        for (const char *p = msg; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                        char buf[AGENT_ERROR_MAX * 4];
+                        log_msg("%s", log_safe(buf, sizeof buf, msg));
+                        return;
+                }
+        log_msg("%s", msg);
+}
 
 static uint32_t rnd32(void) {
         uint32_t v;
@@ -97,7 +110,7 @@ static int run_post_boot(Agent *a) {
                 return 0;
         int r = agent_post_boot(a);
         if (r < 0)
-                log_msg("%s", agent_error(a));
+                log_agent(agent_error(a));
         else
                 post_boot_pending = false;
         return r;
@@ -139,7 +152,7 @@ static void handle_client(Agent *a, int fd) {
                 if (r >= 0)
                         r = agent_check(a, true, &offer);
                 if (r < 0) {
-                        log_msg("%s", agent_error(a));
+                        log_agent(agent_error(a));
                         send_line(fd, "ERROR %s", agent_error(a));
                 } else if (r > 0 && agent_state_is_failed(agent_state(a), offer.version))
                         send_line(fd, "OK update available: %s (it failed to boot before: installed only by "
@@ -162,8 +175,11 @@ static void handle_client(Agent *a, int fd) {
                 agent_set_progress(a, client_progress, &c);
                 r = agent_update(a, true, strcmp(cmd, "update force") == 0);
                 agent_set_progress(a, NULL, NULL);
-                if (r < 0) {
-                        log_msg("%s", agent_error(a));
+                if (r == -ECANCELED) {
+                        log_agent(agent_error(a));
+                        send_line(fd, "ERROR cairn-updated is stopping: %s", agent_error(a));
+                } else if (r < 0) {
+                        log_agent(agent_error(a));
                         send_line(fd, "ERROR %s", agent_error(a));
                 } else if (r > 0)
                         send_line(fd, "OK updated to %s (slot %c); reboot to use it", agent_state(a)->staged_version,
@@ -191,22 +207,30 @@ static void handle_client(Agent *a, int fd) {
 int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
         const AgentConfig *cfg = agent_config(a);
         int r;
-        if (o->once) {
-                r = agent_post_boot(a);
-                if (r < 0)
-                        log_msg("%s", agent_error(a));
-                r = agent_update(a, false, false);
-                if (r < 0)
-                        log_msg("%s", agent_error(a));
-                return r;
-        }
-
+        /* SIGTERM/SIGINT stay pending (blocked) until the loop below reads them; meanwhile every long loop of the
+         * agent sees them through agent_cancelled() and stops at its next checkpoint. Children get a clean mask
+         * (agent_child_reset_signals). */
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
+        agent_cancel_watch(&mask);
         signal(SIGPIPE, SIG_IGN);
+        if (o->once) {
+                r = agent_post_boot(a);
+                if (r < 0)
+                        log_agent(agent_error(a));
+                if (r != -ECANCELED) {
+                        r = agent_update(a, false, false);
+                        if (r < 0)
+                                log_agent(agent_error(a));
+                }
+                if (agent_cancelled())
+                        log_msg("stopped by a signal; the state is saved");
+                return r;
+        }
+
         _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         if (sfd < 0)
                 return log_error_errno(negative_errno(), "signalfd");
@@ -262,13 +286,16 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                 bool failed = run_post_boot(a) < 0;
                 if (!failed) {
                         r = agent_update(a, false, false);
-                        if (r < 0) {
-                                log_msg("%s", agent_error(a));
+                        if (r == -ECANCELED) {
+                                log_agent(agent_error(a));
+                                continue; /* the signal is read at the top of the loop */
+                        } else if (r < 0) {
+                                log_agent(agent_error(a));
                                 failed = true;
                         } else if (r > 0)
                                 log_msg("updated to %s; reboot pending", agent_state(a)->staged_version);
                         else if (agent_error(a)[0])
-                                log_msg("%s", agent_error(a));
+                                log_agent(agent_error(a));
                 }
                 unsigned delay;
                 if (failed) {

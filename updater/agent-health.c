@@ -15,7 +15,20 @@ static int name_cmp(const void *a, const void *b) {
         return strcmp(strrchr(*(char *const *)a, '/'), strrchr(*(char *const *)b, '/'));
 }
 
-/* Wait for pid at most timeout_ms; kill its process group on timeout. Returns the wait status or -ETIMEDOUT. */
+void agent_child_reset_signals(void) {
+        /* Dispositions first (a handler or SIG_IGN would otherwise take an unblocked signal), then the mask. */
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigemptyset(&sa.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void)sigaction(sig, &sa, NULL); /* EINVAL for the few that cannot be changed */
+        sigset_t none;
+        sigemptyset(&none);
+        (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Wait for pid at most timeout_ms; kill its process group on timeout (or a stop request). Returns the wait status,
+ * -ETIMEDOUT or -ECANCELED. */
 static int wait_timeout(pid_t pid, unsigned timeout_ms) {
         struct timespec start, now;
         clock_gettime(CLOCK_MONOTONIC, &start);
@@ -28,11 +41,12 @@ static int wait_timeout(pid_t pid, unsigned timeout_ms) {
                         return negative_errno();
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-                if (ms >= (long)timeout_ms) {
+                bool cancel = agent_cancelled();
+                if (ms >= (long)timeout_ms || cancel) {
                         kill(-pid, SIGKILL);
                         kill(pid, SIGKILL);
                         waitpid(pid, &st, 0);
-                        return -ETIMEDOUT;
+                        return cancel ? -ECANCELED : -ETIMEDOUT;
                 }
                 struct timespec d = { 0, 20 * 1000 * 1000 };
                 nanosleep(&d, NULL);
@@ -44,6 +58,7 @@ static int run_one(const char *path, unsigned timeout_sec) {
         if (pid < 0)
                 return negative_errno();
         if (pid == 0) {
+                agent_child_reset_signals();
                 setpgid(0, 0);
                 int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (null >= 0)
@@ -129,6 +144,7 @@ int agent_run_command(const char *command) {
         if (pid < 0)
                 return negative_errno();
         if (pid == 0) {
+                agent_child_reset_signals();
                 execl("/bin/sh", "sh", "-c", command, (char *)NULL);
                 _exit(127);
         }

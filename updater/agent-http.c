@@ -1,9 +1,47 @@
 /* updater/agent-http.c — the agent's HTTP client on libcurl: Omaha POSTs and bounded Range GETs (CURLcode lives only here). */
 #include "agent.h"
 
+#include <limits.h>
+
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
+
+#include "parse.h"
+
+/* ---- cancellation ---- */
+
+static atomic_bool cancel_requested;
+static atomic_bool cancel_watching;
+static sigset_t cancel_set;
+
+void agent_cancel_watch(const sigset_t *set) {
+        cancel_set = *set;
+        atomic_store(&cancel_watching, true);
+}
+
+void agent_cancel_request(void) {
+        atomic_store(&cancel_requested, true);
+}
+
+bool agent_cancelled(void) {
+        if (atomic_load(&cancel_requested))
+                return true;
+        if (!atomic_load(&cancel_watching))
+                return false;
+        /* The watched signals are blocked: a SIGTERM sent to the process stays pending, visible from any thread,
+         * until the daemon's main loop reads it from its signalfd. */
+        sigset_t pending;
+        if (sigpending(&pending) < 0)
+                return false;
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sigismember(&cancel_set, sig) == 1 && sigismember(&pending, sig) == 1) {
+                        atomic_store(&cancel_requested, true);
+                        return true;
+                }
+        return false;
+}
 
 struct AgentHttp {
         CURL *curl;
@@ -12,7 +50,12 @@ struct AgentHttp {
         char ca_file[1024];
         char error[AGENT_ERROR_MAX];
         char curl_err[CURL_ERROR_SIZE];
+        long last_status;  /* HTTP status of the last exchange (0: none) */
 };
+
+long agent_http_status(const AgentHttp *h) {
+        return h->last_status;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) {
@@ -69,6 +112,8 @@ static int curl_to_errno(CURLcode c) {
                 return -ECONNRESET;
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM;
+        case CURLE_ABORTED_BY_CALLBACK:
+                return -ECANCELED;
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CACERT_BADFILE:
@@ -81,10 +126,24 @@ static int curl_to_errno(CURLcode c) {
         }
 }
 
+/* The low-speed limit in use: the configured one, but below half of DOWNLOAD_RATE_LIMIT, so that throttling
+ * itself never looks like a slow server. */
+static uint64_t low_speed(const AgentHttp *h) {
+        uint64_t l = h->o.low_speed_limit ? h->o.low_speed_limit : 1;
+        if (h->o.rate_limit && l > h->o.rate_limit / 2)
+                l = MAX(h->o.rate_limit / 2, (uint64_t)1);
+        return MIN(l, (uint64_t)LONG_MAX);
+}
+
+static int xferinfo(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+        return agent_cancelled() ? 1 : 0;
+}
+
 static void setup(AgentHttp *h, const char *url) {
         CURL *c = h->curl;
         curl_easy_reset(c);
         h->error[0] = h->curl_err[0] = 0;
+        h->last_status = 0;
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->curl_err);
@@ -98,9 +157,15 @@ static void setup(AgentHttp *h, const char *url) {
         curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)(h->o.connect_timeout ? h->o.connect_timeout : 30));
-        /* A stalled server: less than 1 byte/s for stall_timeout seconds aborts the transfer. */
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        /* A slow or stalled server: an average below the low-speed limit over the window aborts the transfer. */
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)low_speed(h));
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(h->o.stall_timeout ? h->o.stall_timeout : 60));
+        /* And a deadline for the whole transfer, however fast it trickles. */
+        if (h->o.transfer_timeout)
+                curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)h->o.transfer_timeout);
+        /* Called about once a second even when nothing arrives: the cancellation point of every transfer. */
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "cairn-updated/1");
         if (h->o.rate_limit)
                 curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)h->o.rate_limit);
@@ -110,12 +175,33 @@ static void setup(AgentHttp *h, const char *url) {
                 curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
 }
 
+/* The URL as it may appear in a log line (a server chose it). */
+static const char *safe_url(char *buf, size_t size, const char *url) {
+        return log_safe(buf, size, url);
+}
+
 static int finish(AgentHttp *h, CURLcode cc, const char *url, int sink_error) {
         if (sink_error < 0)
                 return sink_error;
+        if (cc == CURLE_ABORTED_BY_CALLBACK) {
+                char u[200];
+                snprintf(h->error, sizeof h->error, "'%s': interrupted (stop requested)", safe_url(u, sizeof u, url));
+                return -ECANCELED;
+        }
         if (cc != CURLE_OK) {
-                snprintf(h->error, sizeof h->error, "'%s': %s", url,
-                         h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc));
+                char u[200], e[CURL_ERROR_SIZE + 8], hint[96] = "";
+                if (cc == CURLE_OPERATION_TIMEDOUT) {
+                        double t = 0;
+                        curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME, &t);
+                        if (h->o.transfer_timeout && t + 0.5 >= h->o.transfer_timeout)
+                                snprintf(hint, sizeof hint, " (HTTP_TRANSFER_TIMEOUT=%u s)", h->o.transfer_timeout);
+                        else
+                                snprintf(hint, sizeof hint, " (below HTTP_LOW_SPEED_LIMIT=%" PRIu64
+                                         " bytes/s for HTTP_STALL_TIMEOUT=%u s)", low_speed(h),
+                                         h->o.stall_timeout ? h->o.stall_timeout : 60);
+                }
+                snprintf(h->error, sizeof h->error, "'%s': %s%s", safe_url(u, sizeof u, url),
+                         log_safe(e, sizeof e, h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc)), hint);
                 return curl_to_errno(cc);
         }
         return 0;
@@ -154,18 +240,21 @@ int agent_http_post(AgentHttp *h, const char *url, const char *body, size_t len,
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, post_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &pc);
         /* The whole exchange is small: bound it in time too. */
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)MIN(h->o.transfer_timeout ? h->o.transfer_timeout : 120, 120u));
         CURLcode cc = curl_easy_perform(c);
         curl_slist_free_all(hdr);
+        char u[200];
         if (pc.error == -EMSGSIZE)
-                snprintf(h->error, sizeof h->error, "'%s': answer larger than %zu bytes", url, max);
+                snprintf(h->error, sizeof h->error, "'%s': answer larger than %zu bytes", safe_url(u, sizeof u, url),
+                         max);
         int r = finish(h, cc, url, pc.error);
         if (r < 0)
                 return r;
         long code = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        h->last_status = code;
         if (code != 200) {
-                snprintf(h->error, sizeof h->error, "'%s' answered HTTP %ld", url, code);
+                snprintf(h->error, sizeof h->error, "'%s' answered HTTP %ld", safe_url(u, sizeof u, url), code);
                 return -EPROTO;
         }
         return 0;
@@ -227,25 +316,27 @@ int agent_http_get_range(AgentHttp *h, const char *url, uint64_t off, uint64_t l
         /* Error pages are not payload bytes. */
         curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
         CURLcode cc = curl_easy_perform(c);
+        char u[200];
         if (g.error < 0) {
                 char detail[AGENT_ERROR_MAX];
                 snprintf(detail, sizeof detail, "%s", h->error);
-                snprintf(h->error, sizeof h->error, "'%.150s' (bytes %.44s): %.100s", url, range,
+                snprintf(h->error, sizeof h->error, "'%.150s' (bytes %.44s): %.100s", safe_url(u, sizeof u, url), range,
                          detail[0] ? detail : strerror(-g.error));
                 return g.error;
         }
         if (cc == CURLE_HTTP_RETURNED_ERROR) {
                 long code = 0;
                 curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-                snprintf(h->error, sizeof h->error, "'%s' answered HTTP %ld", url, code);
+                h->last_status = code;
+                snprintf(h->error, sizeof h->error, "'%s' answered HTTP %ld", safe_url(u, sizeof u, url), code);
                 return code == 404 || code == 410 ? -ENOENT : -EPROTO;
         }
         int r = finish(h, cc, url, 0);
         if (r < 0)
                 return r;
         if (g.got != len) {
-                snprintf(h->error, sizeof h->error, "'%s': got %" PRIu64 " of %" PRIu64 " bytes (bytes %s)", url,
-                         g.got, len, range);
+                snprintf(h->error, sizeof h->error, "'%s': got %" PRIu64 " of %" PRIu64 " bytes (bytes %s)",
+                         safe_url(u, sizeof u, url), g.got, len, range);
                 return -ECONNRESET;
         }
         return 0;

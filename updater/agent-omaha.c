@@ -1,7 +1,7 @@
 /* updater/agent-omaha.c — the agent's Omaha requests (update_engine's shape) and the checks that turn an answer into an offer. */
 #include "agent.h"
 
-#include <openssl/evp.h>
+#include "parse.h"
 
 static void attr(OmahaBuf *b, const char *name, const char *value) {
         obuf_printf(b, " %s=\"", name);
@@ -45,41 +45,58 @@ int agent_omaha_request_xml(const AgentRequest *r, OmahaBuf *out) {
         return out->err;
 }
 
-static int b64_sha256(const char *s, uint8_t out[SHA256_SIZE]) {
-        size_t n = strlen(s);
-        if (n != 44 || s[43] != '=' || s[42] == '=')
-                return -EINVAL;
-        unsigned char buf[33];
-        int len = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
-        if (len != 33) /* 44 chars decode to 33 bytes, the last one padding */
-                return -EINVAL;
-        memcpy(out, buf, SHA256_SIZE);
-        return 0;
+static bool http_url(const char *u) {
+        if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+                return false;
+        for (; *u; u++)
+                if ((unsigned char)*u <= 0x20 || *u == 0x7f)
+                        return false; /* no spaces or control characters: they would reach curl and the log */
+        return true;
 }
 
 int agent_offer_from_response(const OmahaResponse *resp, AgentOffer *ret, const char **ret_what) {
+        static _Thread_local char why[AGENT_ERROR_MAX];
+        char esc[OMAHA_ATTR_MAX * 4 + 4];
         const char *what = NULL;
         AgentOffer o = { 0 };
-        if (!resp->has_updatecheck)
+        /* The app's own status first: "error-unknownApplication" and the like say why there is no updatecheck. */
+        if (resp->app_status[0] && strcmp(resp->app_status, "ok") != 0) {
+                snprintf(why, sizeof why, "app status \"%s\"", log_safe(esc, sizeof esc, resp->app_status));
+                what = why;
+        } else if (!resp->has_updatecheck)
                 what = "no <updatecheck> in the answer";
         else if (strcmp(resp->uc_status, "noupdate") == 0) {
                 o.poll_interval = resp->poll_interval;
                 *ret = o;
                 return 0;
-        } else if (strcmp(resp->uc_status, "ok") != 0)
-                what = resp->uc_status[0] ? resp->uc_status : "updatecheck without status";
-        else if (resp->n_urls == 0)
+        } else if (strcmp(resp->uc_status, "ok") != 0) {
+                if (resp->uc_status[0]) {
+                        snprintf(why, sizeof why, "updatecheck status \"%s\"",
+                                 log_safe(esc, sizeof esc, resp->uc_status));
+                        what = why;
+                } else
+                        what = "updatecheck without status";
+        } else if (resp->n_urls == 0)
                 what = "no <url codebase> in the answer";
-        else if (strncmp(resp->urls[0], "http://", 7) != 0 && strncmp(resp->urls[0], "https://", 8) != 0)
-                what = "codebase is not an http(s) URL";
         else if (!omaha_name_valid(resp->package_name, OMAHA_ATTR_MAX))
                 what = "missing or invalid package name";
         else if (resp->package_size == 0)
                 what = "missing or zero package size";
         else if (!omaha_version_valid(resp->version) || strlen(resp->version) > AGENT_VERSION_MAX)
                 what = "missing or invalid manifest version";
-        else if (b64_sha256(resp->sha256_b64, o.sha256) < 0)
-                what = "missing or invalid postinstall sha256";
+        if (!what) {
+                for (size_t i = 0; i < resp->n_urls && i < OMAHA_MAX_URLS; i++) {
+                        const char *cb = resp->urls[i];
+                        if (!http_url(cb))
+                                continue; /* another <url> may still do */
+                        size_t cl = strlen(cb);
+                        snprintf(o.urls[o.n_urls], sizeof o.urls[o.n_urls], "%s%s%s", cb,
+                                 cl && cb[cl - 1] == '/' ? "" : "/", resp->package_name);
+                        o.n_urls++;
+                }
+                if (o.n_urls == 0)
+                        what = "no codebase is an http(s) URL without spaces or control characters";
+        }
         if (what) {
                 if (ret_what)
                         *ret_what = what;
@@ -87,9 +104,6 @@ int agent_offer_from_response(const OmahaResponse *resp, AgentOffer *ret, const 
         }
         o.update = true;
         strcpy(o.version, resp->version);
-        size_t cl = strlen(resp->urls[0]);
-        snprintf(o.url, sizeof o.url, "%s%s%s", resp->urls[0], cl && resp->urls[0][cl - 1] == '/' ? "" : "/",
-                 resp->package_name);
         o.size = resp->package_size;
         o.poll_interval = resp->poll_interval;
         *ret = o;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "fileio.h"
+#include "parse.h"
 
 static const char *const status_names[_AGENT_STATUS_MAX] = {
         [AGENT_IDLE] = "IDLE",
@@ -49,17 +50,10 @@ void agent_state_add_failed(AgentState *s, const char *version) {
         strcpy(s->failed[s->n_failed++], version);
 }
 
-static int parse_u64(const char *v, uint64_t *ret) {
-        if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 19)
-                return -EBADMSG;
-        *ret = strtoull(v, NULL, 10);
-        return 0;
-}
-
 static int set_str(char *dst, size_t size, const char *v) {
         size_t n = strlen(v);
         if (n >= size)
-                return -EBADMSG;
+                return -EINVAL;
         memcpy(dst, v, n + 1);
         return 0;
 }
@@ -72,79 +66,108 @@ static int parse_slot(const char *v, int *ret) {
         else if (strcmp(v, "B") == 0)
                 *ret = 1;
         else
-                return -EBADMSG;
+                return -EINVAL;
         return 0;
 }
 
-#define VSTR(field) set_str(n.field, sizeof n.field, v)
+/* Remember that KEY=VALUE was reset (the first few, escaped), for the top level to log. */
+static void note_reset(AgentState *s, const char *k, const char *v, const char *why) {
+        char kk[48], vv[80];
+        log_safe(kk, sizeof kk, k);
+        log_safe(vv, sizeof vv, v);
+        size_t used = strlen(s->load_note);
+        if (used + 1 >= sizeof s->load_note)
+                return;
+        snprintf(s->load_note + used, sizeof s->load_note - used, "%s%s=\"%s\" %s, reset", used ? "; " : "", kk, vv,
+                 why);
+}
 
+#define VSTR(field) set_str(s->field, sizeof s->field, v)
+
+/* One KEY=VALUE of the state file. A value that does not parse leaves the field at its default (from
+ * agent_state_init) and is noted; it never fails the load. */
 static int state_kv(AgentState *s, const char *k, const char *v) {
-        AgentState n = *s;
-        uint64_t x = 0;
         int r = 0;
+        const char *why = "is too long";
         if (strcmp(k, "STATE") == 0) {
                 int st = agent_status_from_name(v);
-                if (st < 0)
-                        return -EBADMSG;
-                s->status = (AgentStatus)st;
-                return 0;
-        }
-        if (strcmp(k, "CURRENT_VERSION") == 0) r = VSTR(current_version);
+                if (st < 0) {
+                        r = -EINVAL;
+                        why = "is not a state name";
+                } else
+                        s->status = (AgentStatus)st;
+        } else if (strcmp(k, "CURRENT_VERSION") == 0) r = VSTR(current_version);
         else if (strcmp(k, "NEW_VERSION") == 0) r = VSTR(new_version);
         else if (strcmp(k, "LAST_ERROR") == 0) r = VSTR(last_error);
         else if (strcmp(k, "STAGED_VERSION") == 0) r = VSTR(staged_version);
         else if (strcmp(k, "STAGED_BOOT_ID") == 0) r = VSTR(staged_boot_id);
         else if (strcmp(k, "PREVIOUS_VERSION") == 0) r = VSTR(previous_version);
         else if (strcmp(k, "RESUME_VERSION") == 0) r = VSTR(resume_version);
-        else if (strcmp(k, "STAGED_SLOT") == 0) r = parse_slot(v, &n.staged_slot);
-        else if (strcmp(k, "RESUME_SLOT") == 0) r = parse_slot(v, &n.resume_slot);
-        else if (strcmp(k, "RESUME_SHA256") == 0) r = hex_decode(v, n.resume_image_sha256, SHA256_SIZE) < 0 ? -EBADMSG : 0;
-        else if (strcmp(k, "FAILED") == 0) {
-                if (!omaha_version_valid(v))
-                        return -EBADMSG;
-                agent_state_add_failed(&n, v);
+        else if (strcmp(k, "STAGED_SLOT") == 0 || strcmp(k, "RESUME_SLOT") == 0) {
+                r = parse_slot(v, k[0] == 'S' ? &s->staged_slot : &s->resume_slot);
+                why = "is not a slot (A, B or -)";
+        } else if (strcmp(k, "RESUME_SHA256") == 0) {
+                uint8_t h[SHA256_SIZE];
+                r = hex_decode(v, h, SHA256_SIZE) < 0 ? -EINVAL : 0;
+                if (r >= 0)
+                        memcpy(s->resume_image_sha256, h, SHA256_SIZE);
+                why = "is not 64 hex digits";
+        } else if (strcmp(k, "FAILED") == 0) {
+                if (!omaha_version_valid(v) || strlen(v) > AGENT_VERSION_MAX) {
+                        r = -EINVAL;
+                        why = "is not a version";
+                } else
+                        agent_state_add_failed(s, v);
         } else {
                 static const struct {
                         const char *key;
                         size_t off, size;
+                        uint64_t max;
+                        const char *why;
                 } nums[] = {
-                        { "NEW_SIZE", offsetof(AgentState, new_size), 8 },
-                        { "CHUNKS_DONE", offsetof(AgentState, chunks_done), 4 },
-                        { "CHUNKS_TOTAL", offsetof(AgentState, chunks_total), 4 },
-                        { "LAST_CHECK", offsetof(AgentState, last_check), 8 },
-                        { "FAILURES", offsetof(AgentState, failures), 4 },
-                        { "BYTES_DOWNLOADED", offsetof(AgentState, bytes_downloaded), 8 },
-                        { "BYTES_REUSED", offsetof(AgentState, bytes_reused), 8 },
-                        { "RESUME_PAYLOAD_SIZE", offsetof(AgentState, resume_payload_size), 8 },
-                        { "RESUME_NEXT", offsetof(AgentState, resume_next), 4 },
+                        { "NEW_SIZE", offsetof(AgentState, new_size), 8, INT64_MAX, "is out of range (0..2^63-1)" },
+                        { "CHUNKS_DONE", offsetof(AgentState, chunks_done), 4, PAYLOAD_CHUNKS_MAX,
+                          "is out of range (0..the chunk limit)" },
+                        { "CHUNKS_TOTAL", offsetof(AgentState, chunks_total), 4, PAYLOAD_CHUNKS_MAX,
+                          "is out of range (0..the chunk limit)" },
+                        { "LAST_CHECK", offsetof(AgentState, last_check), 8, (uint64_t)AGENT_TIME_MAX,
+                          "is out of range (0..253402300799, the year 9999)" },
+                        { "FAILURES", offsetof(AgentState, failures), 4, AGENT_FAILURES_MAX,
+                          "is out of range (0..1000000)" },
+                        { "BYTES_DOWNLOADED", offsetof(AgentState, bytes_downloaded), 8, INT64_MAX,
+                          "is out of range (0..2^63-1)" },
+                        { "BYTES_REUSED", offsetof(AgentState, bytes_reused), 8, INT64_MAX,
+                          "is out of range (0..2^63-1)" },
+                        { "RESUME_PAYLOAD_SIZE", offsetof(AgentState, resume_payload_size), 8, INT64_MAX,
+                          "is out of range (0..2^63-1)" },
+                        { "RESUME_NEXT", offsetof(AgentState, resume_next), 4, PAYLOAD_CHUNKS_MAX,
+                          "is out of range (0..the chunk limit)" },
                 };
                 for (size_t i = 0; i < ELEMENTSOF(nums); i++) {
                         if (strcmp(k, nums[i].key) != 0)
                                 continue;
-                        r = parse_u64(v, &x);
+                        uint64_t x;
+                        r = parse_u64_range(v, 0, nums[i].max, &x);
+                        why = r == -ERANGE ? nums[i].why : "is not a number";
                         if (r < 0)
-                                return r;
+                                break;
                         if (nums[i].size == 4) {
-                                if (x > UINT32_MAX)
-                                        return -EBADMSG;
                                 uint32_t y = (uint32_t)x;
-                                memcpy((char *)&n + nums[i].off, &y, 4);
-                        } else {
-                                if (x > INT64_MAX)
-                                        return -EBADMSG;
-                                memcpy((char *)&n + nums[i].off, &x, 8);
-                        }
+                                memcpy((char *)s + nums[i].off, &y, 4);
+                        } else
+                                memcpy((char *)s + nums[i].off, &x, 8);
+                        break;
                 }
         }
         if (r < 0)
-                return r;
-        *s = n;
-        return 0;
+                note_reset(s, k, v, why);
+        return r;
 }
 
 int agent_state_parse(AgentState *s, const char *text, size_t len) {
         AgentState n;
         agent_state_init(&n);
+        bool drop_resume = false;
         const char *p = text, *end = text + len;
         while (p < end) {
                 const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -162,9 +185,14 @@ int agent_state_parse(AgentState *s, const char *text, size_t len) {
                 if (!eq)
                         return -EBADMSG;
                 *eq = 0;
-                int r = state_kv(&n, line, eq + 1);
-                if (r < 0)
-                        return r;
+                if (state_kv(&n, line, eq + 1) < 0 && strncmp(line, "RESUME_", 7) == 0)
+                        drop_resume = true;
+        }
+        /* A resume record is all or nothing: one reset field drops it (the apply then starts over). */
+        if (drop_resume) {
+                n.resume_slot = -1;
+                n.resume_next = 0;
+                n.resume_version[0] = 0;
         }
         *s = n;
         return 0;
@@ -290,7 +318,10 @@ int agent_status_text(const AgentState *s, bool json, bool daemon_running, char 
                         char tbuf[64];
                         time_t t = (time_t)s->last_check;
                         struct tm tm;
-                        strftime(tbuf, sizeof tbuf, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+                        /* The parser keeps last_check in [0, AGENT_TIME_MAX]; still, never hand NULL on. */
+                        if (s->last_check < 0 || s->last_check > AGENT_TIME_MAX || !gmtime_r(&t, &tm) ||
+                            strftime(tbuf, sizeof tbuf, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+                                snprintf(tbuf, sizeof tbuf, "invalid (%" PRId64 ")", s->last_check);
                         obuf_printf(&b, "last check:       %s\n", tbuf);
                 } else
                         obuf_puts(&b, "last check:       never\n");

@@ -32,6 +32,7 @@ struct Agent {
         agent_progress_fn progress;
         void *progress_ud;
         char err[AGENT_ERROR_MAX];
+        int errcode;            /* AGENT_EC_* of the failure in err (0: derived from the errno) */
         unsigned poll_interval; /* the server's PollInterval from the last good check; 0 = none */
 };
 
@@ -51,6 +52,18 @@ static int fail(Agent *a, int r, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(a->err, sizeof a->err, fmt, ap);
         va_end(ap);
+        a->errcode = 0;
+        return r;
+}
+
+/* fail() with the update_engine error code the event 3/0 reports. */
+static int failc(Agent *a, int ec, int r, const char *fmt, ...) _printf_(4, 5);
+static int failc(Agent *a, int ec, int r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(a->err, sizeof a->err, fmt, ap);
+        va_end(ap);
+        a->errcode = ec;
         return r;
 }
 
@@ -137,21 +150,20 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
         int r;
 
         agent_config_init(&a->cfg);
-        const char *cpath = NULL;
-        unsigned line = 0;
-        r = agent_config_load(&a->cfg, root, &cpath, &line);
+        AgentConfigError ce = { 0 };
+        r = agent_config_load(&a->cfg, root, &ce);
         if (r < 0) {
-                if (r == -EOPNOTSUPP)
-                        strf(err, errsize, "config \"%s\" line %u: this REBOOT_STRATEGY is not implemented yet "
-                                 "(use reboot or off)", cpath, line);
-                else if (line)
-                        strf(err, errsize, "config \"%s\" line %u: invalid setting", cpath, line);
-                else
-                        strf(err, errsize, "config \"%s\": %s", cpath, strerror(-r));
+                agent_config_error_format(&ce, r, err, errsize);
                 return r;
         }
-        if (o->server)
+        if (o->server) {
+                for (const char *q = o->server; *q; q++)
+                        if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+                                strf(err, errsize, "--server holds a control character");
+                                return -EINVAL;
+                        }
                 strf(a->cfg.server, sizeof a->cfg.server, "%s", o->server);
+        }
         if (o->group) {
                 if (!omaha_name_valid(o->group, 64)) {
                         strf(err, errsize, "group \"%s\" is not a valid channel name", o->group);
@@ -236,7 +248,8 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
                 a->st.status = a->st.staged_slot >= 0 ? AGENT_UPDATED_NEED_REBOOT : AGENT_IDLE;
 
         AgentHttpOptions ho = { .rate_limit = a->cfg.rate_limit, .proxy = a->cfg.proxy, .ca_file = a->cfg.ca_file,
-                                .stall_timeout = a->cfg.http_timeout, .connect_timeout = 30 };
+                                .stall_timeout = a->cfg.http_timeout, .low_speed_limit = a->cfg.low_speed_limit,
+                                .transfer_timeout = a->cfg.transfer_timeout, .connect_timeout = 30 };
         r = agent_http_new(&ho, &a->http);
         if (r < 0) {
                 strf(err, errsize, "cannot set up libcurl: %s", strerror(-r));
@@ -352,17 +365,23 @@ static int post_request(Agent *a, const AgentRequest *rq, OmahaResponse **ret) {
         _cleanup_obuf_ OmahaBuf resp;
         obuf_init(&resp, OMAHA_MAX_BODY);
         r = agent_http_post(a->http, a->cfg.server, req.data, req.len, OMAHA_MAX_BODY, &resp);
-        if (r < 0)
-                return fail(a, r, "update check: %s", agent_http_error(a->http));
+        if (r < 0) {
+                long st = agent_http_status(a->http);
+                return failc(a, st > 0 && st != 200 ? AGENT_EC_OMAHA_HTTP_BASE + (int)MIN(st, 999L) : AGENT_EC_OMAHA_REQUEST,
+                             r, "update check: %s", agent_http_error(a->http));
+        }
         r = omaha_response_parse(resp.data ? resp.data : "", resp.len, ret);
         if (r < 0)
-                return fail(a, r, "update server '%s' sent a malformed Omaha answer: %s", a->cfg.server,
-                            r == -EBADMSG ? "not well-formed XML or not an Omaha <response>" : omaha_parse_strerror(r));
+                return failc(a, AGENT_EC_OMAHA_XML_PARSE, r, "update server '%s' sent a malformed Omaha answer: %s",
+                             a->cfg.server, r == -EBADMSG ? "not well-formed XML or not an Omaha <response>"
+                                                          : omaha_parse_strerror(r));
         return 0;
 }
 
 /* Report an event; failures are only remembered, never fatal. */
 static void send_event(Agent *a, int type, int result, int errorcode, const char *previous) {
+        if (agent_cancelled())
+                return; /* stopping: no new requests */
         AgentRequest rq;
         fill_request(a, &rq, false);
         rq.event_type = type;
@@ -371,10 +390,12 @@ static void send_event(Agent *a, int type, int result, int errorcode, const char
         rq.previousversion = previous;
         char saved[AGENT_ERROR_MAX];
         memcpy(saved, a->err, sizeof saved);
+        int saved_code = a->errcode;
         OmahaResponse *resp = NULL;
         if (post_request(a, &rq, &resp) >= 0)
                 free(resp);
         memcpy(a->err, saved, sizeof saved);
+        a->errcode = saved_code;
 }
 
 int agent_check(Agent *a, bool interactive, AgentOffer *ret_offer) {
@@ -391,7 +412,8 @@ int agent_check(Agent *a, bool interactive, AgentOffer *ret_offer) {
                 const char *what = NULL;
                 r = agent_offer_from_response(resp, &offer, &what);
                 if (r < 0)
-                        fail(a, r, "update server '%s' answered the check with %s", a->cfg.server, what);
+                        failc(a, AGENT_EC_OMAHA_RESPONSE_INVALID, r, "update server '%s' answered the check with %s",
+                              a->cfg.server, what);
         }
         if (r < 0) {
                 set_status(a, before);
@@ -530,28 +552,46 @@ static int revoked_record(Agent *a, const Payload *p) {
         return 0;
 }
 
-static int fetch_manifest(Agent *a, const AgentOffer *offer, uint64_t *counter, Payload **ret) {
+/* GET [off, off+len) of the payload into m, from the offer's URLs in turn (the one that works stays in use). */
+static int get_any(Agent *a, AgentOffer *offer, uint64_t off, uint64_t len, MemSink *m, uint64_t *counter) {
+        size_t keep = m->len;
+        int r = -EINVAL;
+        for (; offer->url_index < offer->n_urls; offer->url_index++) {
+                m->len = keep;
+                r = agent_http_get_range(a->http, agent_offer_url(offer), off, len, mem_sink, m, counter);
+                if (r >= 0 || r == -ECANCELED || offer->url_index + 1 == offer->n_urls)
+                        break;
+        }
+        return r;
+}
+
+static int fetch_manifest(Agent *a, AgentOffer *offer, uint64_t *counter, Payload **ret) {
         uint8_t header[PAYLOAD_HEADER_SIZE];
         MemSink m = { .buf = header, .cap = sizeof header };
         if (offer->size < PAYLOAD_HEADER_SIZE)
-                return fail(a, -EBADMSG, "payload '%s' is only %" PRIu64 " bytes", offer->url, offer->size);
-        int r = agent_http_get_range(a->http, offer->url, 0, sizeof header, mem_sink, &m, counter);
+                return failc(a, AGENT_EC_PAYLOAD_SIZE_MISMATCH, -EBADMSG, "payload '%s' is only %" PRIu64 " bytes",
+                             agent_offer_url(offer), offer->size);
+        int r = get_any(a, offer, 0, sizeof header, &m, counter);
         if (r < 0)
-                return fail(a, r, "fetching the payload header: %s", agent_http_error(a->http));
+                return failc(a, AGENT_EC_DOWNLOAD_TRANSFER, r, "fetching the payload header%s: %s",
+                             offer->n_urls > 1 ? " (every <url> failed)" : "", agent_http_error(a->http));
         size_t prefix;
         r = payload_prefix_size(header, sizeof header, &prefix);
         if (r < 0)
-                return fail(a, r, "payload '%s': %s", offer->url, payload_strerror(r));
+                return failc(a, AGENT_EC_PAYLOAD_VERIFICATION, r, "payload '%s': %s", agent_offer_url(offer),
+                             payload_strerror(r));
         if (prefix > offer->size)
-                return fail(a, -EBADMSG, "payload '%s': manifest larger than the announced size", offer->url);
+                return failc(a, AGENT_EC_PAYLOAD_SIZE_MISMATCH, -EBADMSG,
+                             "payload '%s': manifest larger than the announced size", agent_offer_url(offer));
         _cleanup_free_ uint8_t *untrusted_prefix = malloc(prefix);
         if (!untrusted_prefix)
                 return fail(a, -ENOMEM, "out of memory for a %zu-byte manifest", prefix);
         memcpy(untrusted_prefix, header, sizeof header);
         m = (MemSink){ .buf = untrusted_prefix, .len = sizeof header, .cap = prefix };
-        r = agent_http_get_range(a->http, offer->url, sizeof header, prefix - sizeof header, mem_sink, &m, counter);
+        r = get_any(a, offer, sizeof header, prefix - sizeof header, &m, counter);
         if (r < 0)
-                return fail(a, r, "fetching the payload manifest: %s", agent_http_error(a->http));
+                return failc(a, AGENT_EC_DOWNLOAD_TRANSFER, r, "fetching the payload manifest: %s",
+                             agent_http_error(a->http));
 
         CairnKeyring kr;
         keyring_init(&kr);
@@ -571,30 +611,30 @@ static int fetch_manifest(Agent *a, const AgentOffer *offer, uint64_t *counter, 
         r = payload_load(untrusted_prefix, prefix, &kr, ret);
         keyring_done(&kr);
         if (r < 0)
-                return fail(a, r, "payload '%s' refused: %s", offer->url, payload_strerror(r));
+                return failc(a, AGENT_EC_PAYLOAD_VERIFICATION, r, "payload '%s' refused: %s", agent_offer_url(offer),
+                             payload_strerror(r));
         return 0;
 }
 
-/* update_engine-style error codes for event 3/0 (action_processor.h). */
-static int event_errorcode(int r) {
+/* The update_engine error code (action_processor.h) of the failure in a->err for event 3/0: the one set where it
+ * happened, else derived from the errno. */
+static int event_errorcode(const Agent *a, int r) {
+        if (a->errcode)
+                return a->errcode;
         switch (r) {
         case -ENOKEY:
         case -EKEYREJECTED:
         case -EKEYREVOKED:
-                return 12; /* kActionCodeDownloadPayloadVerificationError */
+                return AGENT_EC_PAYLOAD_VERIFICATION;
         case -EILSEQ:
-                return 10; /* kActionCodePayloadHashMismatchError */
-        case -EFBIG:
-                return 11; /* kActionCodePayloadSizeMismatchError */
+                return AGENT_EC_PAYLOAD_HASH_MISMATCH;
         case -ETIMEDOUT:
         case -ECONNRESET:
         case -ECONNREFUSED:
-        case -EPROTO:
         case -ELOOP:
-        case -ENOENT:
-                return 9; /* kActionCodeDownloadTransferError */
+                return AGENT_EC_DOWNLOAD_TRANSFER;
         default:
-                return 1; /* kActionCodeError */
+                return AGENT_EC_ERROR;
         }
 }
 
@@ -649,8 +689,10 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
         int target = 1 - booted;
         Slots s = { .fd = -1 };
         r = open_slots(a, b, &s);
-        if (r < 0)
+        if (r < 0) {
+                a->errcode = AGENT_EC_INSTALL_DEVICE_OPEN;
                 return r;
+        }
         _cleanup_close_ int fd = s.fd;
 
         uint64_t fetched = 0;
@@ -660,24 +702,24 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
                 return r;
         /* Signed now: check what it says against what we are. */
         if (p->payload_size != offer->size)
-                return fail(a, -EBADMSG, "payload '%s' is %" PRIu64 " bytes, the server announced %" PRIu64,
-                            offer->url, p->payload_size, offer->size);
+                return failc(a, AGENT_EC_PAYLOAD_SIZE_MISMATCH, -EBADMSG, "payload '%s' is %" PRIu64 " bytes, the server announced %" PRIu64,
+                            agent_offer_url(offer), p->payload_size, offer->size);
         if (strcmp(p->version, offer->version) != 0)
-                return fail(a, -EBADMSG, "payload '%s' is version %s, the server announced %s", offer->url,
+                return fail(a, -EBADMSG, "payload '%s' is version %s, the server announced %s", agent_offer_url(offer),
                             p->version, offer->version);
         if (strcmp(p->board, a->board) != 0)
-                return fail(a, -EXDEV, "payload '%s' is for board \"%s\", this host is \"%s\"", offer->url, p->board,
+                return fail(a, -EXDEV, "payload '%s' is for board \"%s\", this host is \"%s\"", agent_offer_url(offer), p->board,
                             a->board);
         if (!omaha_version_valid(p->version) || omaha_version_cmp(p->version, a->os_version) <= 0)
                 return fail(a, -EPERM, "payload '%s' is version %s, not newer than the running %s: refusing to "
-                            "downgrade", offer->url, p->version, a->os_version);
+                            "downgrade", agent_offer_url(offer), p->version, a->os_version);
         /* A newer release for this board, signed by a trusted key: its revocations hold from now on. */
         r = revoked_record(a, p);
         if (r < 0)
                 return r;
         if (p->image_size > s.size[target])
-                return fail(a, -EFBIG, "payload '%s' holds a %" PRIu64 "-byte image; slot %c has only %" PRIu64
-                            " bytes", offer->url, p->image_size, bootcfg_slot_name(target), s.size[target]);
+                return failc(a, AGENT_EC_PAYLOAD_SIZE_MISMATCH, -EFBIG, "payload '%s' holds a %" PRIu64 "-byte image; slot %c has only %" PRIu64
+                            " bytes", agent_offer_url(offer), p->image_size, bootcfg_slot_name(target), s.size[target]);
 
         /* The target must not be bootable while it is written (a staged older release is replaced). */
         struct bootcfg_state bs;
@@ -723,24 +765,41 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
         send_event(a, OMAHA_EVENT_DOWNLOAD_STARTED, OMAHA_RESULT_SUCCESS, 0, NULL);
 
         ApplyUd ud = { .a = a, .slot = target };
+        const char *urls[OMAHA_MAX_URLS];
+        for (size_t i = 0; i < offer->n_urls; i++)
+                urls[i] = offer->urls[i];
+        /* With DOWNLOAD_RATE_LIMIT, one Range request must fit in HTTP_TRANSFER_TIMEOUT at that rate (half of it,
+         * for headroom); it never goes below one chunk. */
+        uint64_t range_max = 0;
+        if (a->cfg.rate_limit && a->cfg.transfer_timeout)
+                range_max = MAX(a->cfg.rate_limit / 2 * a->cfg.transfer_timeout, (uint64_t)1);
         AgentApply ap = {
-                .http = a->http, .url = offer->url, .p = p, .fd = fd,
+                .http = a->http, .urls = urls, .n_urls = offer->n_urls, .url_index = offer->url_index,
+                .range_max = range_max, .p = p, .fd = fd,
                 .active_off = s.off[booted], .active_size = a->o.no_delta ? 0 : s.size[booted],
                 .target_off = s.off[target], .target_size = s.size[target],
                 .start_chunk = start, .checkpoint = on_checkpoint, .progress = on_progress, .userdata = &ud,
         };
         r = agent_apply(&ap);
+        offer->url_index = ap.url_index;
         a->st.bytes_downloaded = fetched + ap.bytes_downloaded;
         a->st.bytes_reused = ap.bytes_copied;
+        if (r == -ECANCELED)
+                return fail(a, r, "applying %s to slot %c: interrupted; %" PRIu32 " of %" PRIu32 " chunks are written "
+                            "and kept, the next run resumes there", p->version, bootcfg_slot_name(target),
+                            a->st.resume_next, p->chunk_count);
         if (r < 0)
-                return fail(a, r, "applying %s to slot %c: %s", p->version, bootcfg_slot_name(target), ap.error);
+                return failc(a, ap.errcode, r, "applying %s to slot %c: %s", p->version, bootcfg_slot_name(target),
+                             ap.error);
         send_event(a, OMAHA_EVENT_DOWNLOAD_FINISHED, OMAHA_RESULT_SUCCESS, 0, NULL);
 
         set_status(a, AGENT_VERIFYING);
         r = agent_apply_verify(&ap);
+        if (r == -ECANCELED)
+                return fail(a, r, "verifying slot %c: interrupted", bootcfg_slot_name(target));
         if (r < 0) {
                 a->st.resume_slot = -1; /* start over next time */
-                return fail(a, r, "verifying slot %c: %s", bootcfg_slot_name(target), ap.error);
+                return failc(a, ap.errcode, r, "verifying slot %c: %s", bootcfg_slot_name(target), ap.error);
         }
 
         set_status(a, AGENT_FINALIZING);
@@ -768,12 +827,20 @@ int agent_update(Agent *a, bool interactive, bool force) {
         if (lr < 0)
                 return lr; /* nothing written: the state belongs to the holder */
         AgentOffer offer = { 0 };
+        a->errcode = 0;
         int r = do_update(a, interactive, force, &offer);
+        if (r == -ECANCELED || (r < 0 && agent_cancelled())) {
+                /* Stopped (SIGTERM): not a failure of the update. The resume record is saved; no event. */
+                strf(a->st.last_error, sizeof a->st.last_error, "%s", a->err);
+                set_status(a, a->st.staged_slot >= 0 ? AGENT_UPDATED_NEED_REBOOT : AGENT_IDLE);
+                return -ECANCELED;
+        }
         if (r < 0) {
                 strf(a->st.last_error, sizeof a->st.last_error, "%s", a->err);
-                a->st.failures++;
+                if (a->st.failures < AGENT_FAILURES_MAX)
+                        a->st.failures++;
                 set_status(a, AGENT_REPORTING_ERROR);
-                send_event(a, OMAHA_EVENT_UPDATE_COMPLETE, OMAHA_RESULT_ERROR, event_errorcode(r), NULL);
+                send_event(a, OMAHA_EVENT_UPDATE_COMPLETE, OMAHA_RESULT_ERROR, event_errorcode(a, r), NULL);
                 return r;
         }
         if (r == 0) {
@@ -827,7 +894,7 @@ int agent_post_boot(Agent *a) {
                 a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
                 a->st.new_version[0] = 0;
                 set_status(a, AGENT_REPORTING_ERROR);
-                send_event(a, OMAHA_EVENT_UPDATE_COMPLETE, OMAHA_RESULT_ERROR, 44, failed);
+                send_event(a, OMAHA_EVENT_UPDATE_COMPLETE, OMAHA_RESULT_ERROR, AGENT_EC_ROLLBACK, failed);
                 return 0;
         }
         if (bs.slot[booted].successful) {
@@ -842,6 +909,8 @@ int agent_post_boot(Agent *a) {
         const char *dirs[2] = { a->health[0], a->health[1] };
         const char *which = NULL;
         r = agent_health_run(dirs, 2, a->cfg.health_timeout, &which);
+        if (r == -ECANCELED)
+                return fail(a, r, "health check \"%s\" interrupted (stop requested)", which ? which : "?");
         if (r < 0) {
                 fail(a, r, "health check \"%s\" %s; slot %c not marked good", which ? which : "?",
                      r == -ETIMEDOUT ? "timed out" : "failed", bootcfg_slot_name(booted));

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "macro.h"
@@ -41,17 +42,34 @@ typedef struct AgentConfig {
         unsigned backoff_base;       /* BACKOFF_BASE seconds, default 60: first retry after a failure */
         unsigned backoff_max;        /* BACKOFF_MAX seconds, default 14400 */
         unsigned health_timeout;     /* HEALTH_TIMEOUT seconds per check script, default 60 */
-        unsigned http_timeout;       /* HTTP_STALL_TIMEOUT seconds without a byte before giving up, default 60 */
+        unsigned http_timeout;       /* HTTP_STALL_TIMEOUT: the low-speed window in seconds, default 60 */
+        uint64_t low_speed_limit;    /* HTTP_LOW_SPEED_LIMIT bytes/s averaged over that window, default 1K */
+        unsigned transfer_timeout;   /* HTTP_TRANSFER_TIMEOUT seconds for one whole transfer, default 1800 */
 } AgentConfig;
+
+/* Limits of the numeric settings (docs/agent.md lists them). */
+#define AGENT_RATE_LIMIT_MAX (1ULL << 40)        /* DOWNLOAD_RATE_LIMIT, HTTP_LOW_SPEED_LIMIT: 1 TiB/s */
+#define AGENT_TRANSFER_TIMEOUT_MAX (7u * 86400u)
+
+/* Why a config file was refused. */
+typedef struct AgentConfigError {
+        const char *path;            /* agent_config_load: the file (static buffer) */
+        unsigned line;               /* 1-based; 0: the file itself could not be read */
+        char key[64];                /* "" when the line is not KEY=VALUE */
+        char value[160];             /* the value as written, escaped for a log line */
+        const char *why;             /* "is not a number", "is out of range (1..3600 s)", … (static) */
+} AgentConfigError;
+/* "config "PATH" line N: KEY="VALUE" is out of range (…)" (or the line/file problem) into buf. */
+void agent_config_error_format(const AgentConfigError *e, int r, char *buf, size_t size);
 
 void agent_config_init(AgentConfig *c);
 /* Apply one KEY=VALUE text (later calls override earlier ones). Unknown keys are ignored; '#' comments; values
- * may be quoted. -EINVAL on a bad value, -EOPNOTSUPP for a reboot strategy that is not implemented yet, with
- * *ret_line (may be NULL) the 1-based line. */
-int agent_config_parse(AgentConfig *c, const char *text, size_t len, unsigned *ret_line);
+ * may be quoted. -EINVAL on a bad value (-ERANGE for a number out of range), -EOPNOTSUPP for a reboot strategy
+ * that is not implemented yet, with *ret_err (may be NULL) saying which line, key and value. */
+int agent_config_parse(AgentConfig *c, const char *text, size_t len, AgentConfigError *ret_err);
 /* Load ROOT/usr/share/cairn/update.conf < ROOT/oem/update.conf < ROOT/etc/cairn/update.conf (missing files are
- * skipped). On error *ret_path (may be NULL) names the file (static buffer) and *ret_line the line. */
-int agent_config_load(AgentConfig *c, const char *root, const char **ret_path, unsigned *ret_line);
+ * skipped). On error *ret_err (may be NULL) names the file, line, key and value. */
+int agent_config_load(AgentConfig *c, const char *root, AgentConfigError *ret_err);
 const char *agent_reboot_strategy_name(AgentRebootStrategy s);
 
 /* ---- Persistent state (agent-state.c) ---- */
@@ -92,10 +110,19 @@ typedef struct AgentState {
         uint64_t resume_payload_size;
         int resume_slot;                    /* -1 none */
         uint32_t resume_next;
+        /* Not saved: what agent_state_parse() reset because its value was invalid ("" none), for the top level to
+         * log once. */
+        char load_note[AGENT_ERROR_MAX];
 } AgentState;
 
+/* Ranges of the state file's numbers: anything outside is reset to its default (with a note), never used. */
+#define AGENT_TIME_MAX INT64_C(253402300799)   /* 9999-12-31T23:59:59Z: fits time_t and gmtime()/localtime() */
+#define AGENT_FAILURES_MAX 1000000u
+
 void agent_state_init(AgentState *s);
-/* Parse the state file text; unknown keys ignored, bad values -EBADMSG. */
+/* Parse the state file text; unknown keys ignored. A line that is not KEY=VALUE (or too long, or holding a NUL)
+ * is -EBADMSG; a bad value (not a number, out of range, too long, not a slot/state name) resets that field to its
+ * default and is described in s->load_note. */
 int agent_state_parse(AgentState *s, const char *text, size_t len);
 /* KEY=VALUE text of the state (caller frees). */
 int agent_state_format(const AgentState *s, char **ret_text, size_t *ret_len);
@@ -122,7 +149,9 @@ typedef struct AgentHttpOptions {
         uint64_t rate_limit;        /* bytes/s, 0 unlimited */
         const char *proxy;          /* NULL/"" default */
         const char *ca_file;        /* NULL/"" system */
-        unsigned stall_timeout;     /* seconds below 1 byte/s before aborting */
+        unsigned stall_timeout;     /* window (seconds) of the low-speed check */
+        uint64_t low_speed_limit;   /* bytes/s averaged over stall_timeout below which a transfer is abandoned */
+        unsigned transfer_timeout;  /* seconds one whole transfer may take (0: none) */
         unsigned connect_timeout;   /* seconds */
 } AgentHttpOptions;
 
@@ -132,6 +161,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(AgentHttp *, agent_http_free);
 #define _cleanup_http_ _cleanup_(agent_http_freep)
 /* Detail of the last failure ("HTTP 500 from '…'", "Timeout was reached", …). */
 const char *agent_http_error(const AgentHttp *h);
+/* HTTP status of the last exchange (0: no answer). */
+long agent_http_status(const AgentHttp *h);
 /* POST body (text/xml) and collect at most max bytes of a 200 answer into out. */
 int agent_http_post(AgentHttp *h, const char *url, const char *body, size_t len, size_t max, OmahaBuf *out);
 /* GET bytes [off, off+len) with a Range request and hand them to sink in pieces; exactly len bytes must come
@@ -140,6 +171,33 @@ int agent_http_post(AgentHttp *h, const char *url, const char *body, size_t len,
 typedef int (*agent_sink_fn)(void *userdata, const uint8_t *data, size_t n);
 int agent_http_get_range(AgentHttp *h, const char *url, uint64_t off, uint64_t len, agent_sink_fn sink,
                          void *userdata, uint64_t *bytes_counter);
+
+/* ---- Cancellation (agent-http.c): every long loop (download, apply, read-back, health checks) asks this ---- */
+
+/* From now on, a pending signal of set (blocked by the caller, e.g. SIGTERM/SIGINT) counts as a stop request. */
+void agent_cancel_watch(const sigset_t *set);
+/* Ask every loop to stop (tests, or a signal handler: async-signal-safe). */
+void agent_cancel_request(void);
+/* True once a stop was requested; the loops then end with -ECANCELED after saving their checkpoint. */
+bool agent_cancelled(void);
+
+/* update_engine's error codes (action_processor.h, Flatcar's numbering) used in event 3/0. */
+enum {
+        AGENT_EC_ERROR = 1,
+        AGENT_EC_OMAHA_REQUEST = 2,
+        AGENT_EC_INSTALL_DEVICE_OPEN = 7,
+        AGENT_EC_DOWNLOAD_TRANSFER = 9,
+        AGENT_EC_PAYLOAD_HASH_MISMATCH = 10,
+        AGENT_EC_PAYLOAD_SIZE_MISMATCH = 11,
+        AGENT_EC_PAYLOAD_VERIFICATION = 12,
+        AGENT_EC_DOWNLOAD_WRITE = 14,
+        AGENT_EC_NEW_ROOTFS_VERIFICATION = 15,
+        AGENT_EC_OPERATION_HASH_MISMATCH = 29,
+        AGENT_EC_OMAHA_XML_PARSE = 31,
+        AGENT_EC_OMAHA_RESPONSE_INVALID = 34,
+        AGENT_EC_ROLLBACK = 44,
+        AGENT_EC_OMAHA_HTTP_BASE = 2000, /* + the HTTP status of the update check */
+};
 
 /* ---- Omaha client (agent-omaha.c) ---- */
 
@@ -159,13 +217,19 @@ int agent_omaha_request_xml(const AgentRequest *r, OmahaBuf *out);
 typedef struct AgentOffer {
         bool update;            /* false: noupdate */
         char version[AGENT_VERSION_MAX + 1];
-        char url[OMAHA_URL_MAX + OMAHA_ATTR_MAX + 2];
+        /* The payload's URL at each usable <url codebase> (package name appended), in the answer's order; tried in
+         * turn when a transfer fails; url_index is the one in use. */
+        size_t n_urls, url_index;
+        char urls[OMAHA_MAX_URLS][OMAHA_URL_MAX + OMAHA_ATTR_MAX + 2];
         uint64_t size;
-        uint8_t sha256[SHA256_SIZE];
         unsigned poll_interval;
 } AgentOffer;
-/* Turn a parsed response into an offer: -EPROTO (with *ret_what) for an error status, a missing/invalid url,
- * name, size, sha256 or version. */
+static inline const char *agent_offer_url(const AgentOffer *o) {
+        return o->urls[o->url_index < OMAHA_MAX_URLS ? o->url_index : 0];
+}
+/* Turn a parsed response into an offer: -EPROTO (with *ret_what, a static per-thread text with the server's words
+ * escaped) for an app or updatecheck error status (named), no usable url (http/https, no control characters),
+ * an invalid name, size or version. The postinstall sha256 is not required (docs/agent.md says why). */
 int agent_offer_from_response(const OmahaResponse *resp, AgentOffer *ret, const char **ret_what);
 
 /* ---- Delta planning and apply (agent-apply.c) ---- */
@@ -200,7 +264,9 @@ int64_t agent_plan(const Payload *p, const AgentIndex *active, uint32_t start, u
 
 typedef struct AgentApply {
         AgentHttp *http;
-        const char *url;
+        const char *const *urls;   /* tried in turn: a transfer that fails moves on to the next one */
+        size_t n_urls;
+        size_t url_index;          /* in: the first to use; out: the one in use at the end */
         const Payload *p;
         int fd;                    /* disk (or slot device) */
         uint64_t active_off, active_size;   /* active_size 0: no delta source */
@@ -211,12 +277,14 @@ typedef struct AgentApply {
         void (*progress)(void *userdata, uint32_t done, uint32_t total);
         void *userdata;
         uint64_t checkpoint_bytes; /* sync + checkpoint at least every this many image bytes (0: 32 MiB) */
+        uint64_t range_max;        /* bytes of one Range request (0: 64 MiB) */
         /* Results. */
         uint64_t bytes_downloaded, bytes_copied, bytes_zero;
         uint32_t chunks_downloaded, chunks_copied;
         uint32_t bad_chunk;        /* on -EILSEQ: the chunk that failed, UINT32_MAX for the whole image */
         bool readback_done;        /* the whole slot was read back and hashed during the apply */
         uint8_t readback_sha256[SHA256_SIZE];
+        int errcode;               /* AGENT_EC_* of the failure */
         char error[AGENT_ERROR_MAX];
 } AgentApply;
 
@@ -248,6 +316,9 @@ typedef struct AgentRebootBackend {
 } AgentRebootBackend;
 const AgentRebootBackend *agent_reboot_backend(AgentRebootStrategy s);
 int agent_run_command(const char *command);
+/* In a forked child before exec: unblock every signal and set every disposition back to SIG_DFL, so a child
+ * does not inherit the daemon's blocked SIGTERM/SIGINT or ignored SIGPIPE/SIGXFSZ. */
+void agent_child_reset_signals(void);
 
 /* ---- The agent (agent.c) ---- */
 

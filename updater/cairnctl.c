@@ -6,6 +6,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "parse.h"
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -62,9 +63,11 @@ static int converse(int fd, const char *cmd, bool show_ok, unsigned timeout_sec)
         while (fgets(line, sizeof line, f)) {
                 got_any = true;
                 if (strncmp(line, "PROGRESS ", 9) == 0) {
-                        char state[64];
+                        char state[64], ds[16], ts[16];
                         unsigned d = 0, t = 0;
-                        if (sscanf(line + 9, "%63s %u %u", state, &d, &t) == 3 && tty) {
+                        if (sscanf(line + 9, "%63s %15s %15s", state, ds, ts) == 3 &&
+                            parse_unsigned_range(ds, 0, UINT32_MAX, &d) >= 0 &&
+                            parse_unsigned_range(ts, 0, UINT32_MAX, &t) >= 0 && tty) {
                                 /* Chunk counts mean something only while an image is being written. */
                                 bool applying = strcmp(state, "DOWNLOADING") == 0 || strcmp(state, "VERIFYING") == 0 ||
                                                 strcmp(state, "FINALIZING") == 0;
@@ -185,6 +188,8 @@ int main(int argc, char **argv) {
                 log_error_errno(r, "cannot read the state file \"%s/state\"", state_dir);
                 return 1;
         }
+        if (st.load_note[0])
+                log_msg("state file \"%s/state\": %s", state_dir, st.load_note);
         _cleanup_free_ char *text = NULL;
         r = agent_status_text(&st, json, busy, &text);
         if (r < 0) {

@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <stdarg.h>
 
+#include "parse.h"
+
 typedef struct ParseState {
         XML_Parser parser;
         OmahaRequest *req;
@@ -479,12 +481,6 @@ static int copy_opt(char *dst, const char *src, size_t max) {
         return 0;
 }
 
-static int parse_u64(const char *s, uint64_t *ret) {
-        if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 19)
-                return -EINVAL;
-        *ret = strtoull(s, NULL, 10);
-        return 0;
-}
 
 static void on_rstart(void *ud, const XML_Char *name, const XML_Char **attrs) {
         RespState *s = ud;
@@ -520,9 +516,9 @@ static void on_rstart(void *ud, const XML_Char *name, const XML_Char **attrs) {
                 s->in_uc = true;
                 r->has_updatecheck = true;
                 e = copy_opt(r->uc_status, find_attr(attrs, "status"), OMAHA_ATTR_MAX);
-                uint64_t v;
-                if (parse_u64(find_attr(attrs, "PollInterval"), &v) >= 0 && v <= 7 * 24 * 3600)
-                        r->poll_interval = (unsigned)v;
+                unsigned v; /* absent, not a number or out of range: no PollInterval */
+                if (parse_unsigned_range(find_attr(attrs, "PollInterval"), 0, 7 * 24 * 3600, &v) >= 0)
+                        r->poll_interval = v;
         } else if (s->depth == 3 && strcmp(name, "event") == 0) {
                 r->n_events++;
         } else if (s->in_uc && s->depth == 5 && strcmp(name, "url") == 0) {
@@ -539,8 +535,8 @@ static void on_rstart(void *ud, const XML_Char *name, const XML_Char **attrs) {
                 if (!s->got_package) { /* only the first package is used */
                         s->got_package = true;
                         e = copy_opt(r->package_name, find_attr(attrs, "name"), OMAHA_ATTR_MAX);
-                        uint64_t v;
-                        if (parse_u64(find_attr(attrs, "size"), &v) >= 0)
+                        uint64_t v; /* 0 (refused by the agent) when absent, not a number or beyond 2^63-1 */
+                        if (parse_u64_range(find_attr(attrs, "size"), 1, INT64_MAX, &v) >= 0)
                                 r->package_size = v;
                 }
         } else if (s->in_manifest && s->depth == 6 && strcmp(name, "action") == 0) {

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -44,6 +45,9 @@ enum {
 
 int main(int argc, char **argv) {
         log_init(argv[0]);
+        /* A file-size limit (ulimit -f) must not kill the agent without a word: the write fails with EFBIG and the
+         * agent says so. Children get SIG_DFL back (agent_child_reset_signals). */
+        signal(SIGXFSZ, SIG_IGN);
         /* Chunk buffers are large and short-lived: keep them out of the heap so freeing them returns the memory
          * (glibc would otherwise raise its mmap threshold after the first free and keep them resident). */
         mallopt(M_MMAP_THRESHOLD, 128 * 1024);
@@ -142,6 +146,11 @@ int main(int argc, char **argv) {
         if (r < 0) {
                 log_msg("%s", err);
                 return 1;
+        }
+        AgentState *st = agent_state(a);
+        if (st->load_note[0]) {
+                log_msg("state file \"%s\": %s", agent_state_path(a), st->load_note);
+                st->load_note[0] = 0;
         }
         r = agent_daemon_run(a, &d);
         agent_free(a);

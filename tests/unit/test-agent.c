@@ -1,7 +1,10 @@
 /* tests/unit/test-agent.c — the agent's pure parts: config precedence, state file, Omaha request/response, offer checks,
  * jitter/backoff bounds, delta planning against a real payload, and the health gate. */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "../lib/unit.h"
 #include "../../updater/agent.h"
@@ -30,7 +33,7 @@ static void test_config_precedence(void) {
         agent_config_init(&c);
         CHECK_STREQ(c.group, "stable");
         CHECK_EQ(c.reboot_strategy, AGENT_REBOOT_REBOOT);
-        CHECK_EQ(agent_config_load(&c, root, NULL, NULL), 0);
+        CHECK_EQ(agent_config_load(&c, root, NULL), 0);
         CHECK_STREQ(c.group, "alpha");                         /* /etc wins over OEM wins over /usr */
         CHECK_STREQ(c.server, "http://usr.example/v1/update/"); /* only set in /usr */
         CHECK_STREQ(c.proxy, "http://proxy:3128");              /* only set by OEM */
@@ -42,26 +45,29 @@ static void test_config_precedence(void) {
         put("cfg/etc/cairn/update.conf", "GROUP=ok\nDOWNLOAD_RATE_LIMIT=fast\n");
         AgentConfig d;
         agent_config_init(&d);
-        const char *path = NULL;
-        unsigned line = 0;
-        CHECK_EQ(agent_config_load(&d, root, &path, &line), -EINVAL);
-        CHECK_EQ(line, 2);
-        CHECK(path && strstr(path, "/etc/cairn/update.conf"));
+        AgentConfigError e = { 0 };
+        CHECK_EQ(agent_config_load(&d, root, &e), -EINVAL);
+        CHECK_EQ(e.line, 2);
+        CHECK(e.path && strstr(e.path, "/etc/cairn/update.conf"));
+        CHECK_STREQ(e.key, "DOWNLOAD_RATE_LIMIT");
+        CHECK_STREQ(e.value, "fast");
         CHECK_STREQ(d.group, "stable");
         /* The cluster-lock strategies are recognised but not implemented yet. */
         put("cfg/etc/cairn/update.conf", "REBOOT_STRATEGY=etcd-lock\n");
-        CHECK_EQ(agent_config_load(&d, root, NULL, &line), -EOPNOTSUPP);
+        CHECK_EQ(agent_config_load(&d, root, &e), -EOPNOTSUPP);
         put("cfg/etc/cairn/update.conf", "REBOOT_STRATEGY=sometimes\n");
-        CHECK_EQ(agent_config_load(&d, root, NULL, &line), -EINVAL);
+        CHECK_EQ(agent_config_load(&d, root, &e), -EINVAL);
         put("cfg/etc/cairn/update.conf", "SERVER=ftp://x/\n");
-        CHECK_EQ(agent_config_load(&d, root, NULL, &line), -EINVAL);
+        CHECK_EQ(agent_config_load(&d, root, &e), -EINVAL);
         put("cfg/etc/cairn/update.conf", "GROUP=../etc\n");
-        CHECK_EQ(agent_config_load(&d, root, NULL, &line), -EINVAL);
+        CHECK_EQ(agent_config_load(&d, root, &e), -EINVAL);
         put("cfg/etc/cairn/update.conf", "no equals sign\n");
-        CHECK_EQ(agent_config_load(&d, root, NULL, &line), -EINVAL);
+        CHECK_EQ(agent_config_load(&d, root, &e), -EINVAL);
+        CHECK_EQ(e.line, 1);
+        CHECK_STREQ(e.key, "");
         /* Missing files are fine. */
         agent_config_init(&d);
-        CHECK_EQ(agent_config_load(&d, "/nonexistent-root", NULL, NULL), 0);
+        CHECK_EQ(agent_config_load(&d, "/nonexistent-root", NULL), 0);
         CHECK_STREQ(d.group, "stable");
 }
 
@@ -117,13 +123,62 @@ static void test_state_roundtrip(void) {
         CHECK_EQ(agent_state_load(&t, empty), 0);
         CHECK_EQ(t.status, AGENT_IDLE);
         CHECK_EQ(t.staged_slot, -1);
-        CHECK_EQ(agent_state_parse(&t, "STATE=DANCING\n", 14), -EBADMSG);
-        CHECK_EQ(agent_state_parse(&t, "CHUNKS_DONE=-1\n", 15), -EBADMSG);
-        CHECK_EQ(agent_state_parse(&t, "CHUNKS_DONE=99999999999\n", 24), -EBADMSG);
-        CHECK_EQ(agent_state_parse(&t, "STAGED_SLOT=C\n", 14), -EBADMSG);
+        /* Not KEY=VALUE: the file is corrupt. */
         CHECK_EQ(agent_state_parse(&t, "garbage\n", 8), -EBADMSG);
-        CHECK_EQ(agent_state_parse(&t, "RESUME_SHA256=zz\n", 17), -EBADMSG);
-        CHECK_EQ(agent_state_parse(&t, "FAILED=../x\n", 12), -EBADMSG);
+        CHECK_EQ(agent_state_parse(&t, "A=\0\n", 4), -EBADMSG);
+        /* A bad value resets that field (to its default) with a note naming key and value; never a failure. */
+        static const struct {
+                const char *text;
+                const char *key;
+        } resets[] = {
+                { "STATE=DANCING\n", "STATE=\"DANCING\"" },
+                { "CHUNKS_DONE=-1\n", "CHUNKS_DONE=\"-1\"" },
+                { "CHUNKS_DONE=99999999999\n", "CHUNKS_DONE=\"99999999999\"" },
+                { "STAGED_SLOT=C\n", "STAGED_SLOT=\"C\"" },
+                { "RESUME_SHA256=zz\n", "RESUME_SHA256=\"zz\"" },
+                { "FAILED=../x\n", "FAILED=\"../x\"" },
+                { "LAST_CHECK=9223372036854775807\n", "LAST_CHECK=\"9223372036854775807\" is out of range" },
+                { "LAST_CHECK=253402300800\n", "LAST_CHECK=\"253402300800\"" },
+                { "LAST_CHECK=18446744073709551616\n", "LAST_CHECK=" },
+                { "LAST_CHECK=+5\n", "LAST_CHECK=\"+5\" is not a number" },
+                { "FAILURES=4294967297\n", "FAILURES=" },
+                { "NEW_SIZE=9223372036854775808\n", "NEW_SIZE=" },
+                { "RESUME_NEXT=262145\n", "RESUME_NEXT=" },
+                { "LAST_ERROR=\x1b[31m\n", NULL }, /* a control character in a string is kept out of logs, not reset */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(resets); i++) {
+                memset(&t, 0x55, sizeof t);
+                CHECK_EQ(agent_state_parse(&t, resets[i].text, strlen(resets[i].text)), 0);
+                if (resets[i].key) {
+                        CHECK(strstr(t.load_note, resets[i].key) != NULL);
+                        CHECK(strstr(t.load_note, "reset") != NULL);
+                } else
+                        CHECK_STREQ(t.load_note, "");
+                CHECK_EQ(t.last_check, 0);
+                CHECK_EQ(t.failures, 0);
+                CHECK_EQ(t.chunks_done, 0);
+                CHECK_EQ(t.staged_slot, -1);
+                CHECK_EQ(t.resume_slot, -1);
+                CHECK_EQ(t.n_failed, 0);
+                CHECK_EQ(t.status, AGENT_IDLE);
+        }
+        /* One bad field of the resume record drops the whole record. */
+        const char *rs = "RESUME_SLOT=B\nRESUME_VERSION=2.0.0\nRESUME_NEXT=12\nRESUME_PAYLOAD_SIZE=x\n";
+        CHECK_EQ(agent_state_parse(&t, rs, strlen(rs)), 0);
+        CHECK_EQ(t.resume_slot, -1);
+        CHECK_EQ(t.resume_next, 0);
+        CHECK_STREQ(t.resume_version, "");
+        /* The largest time that is accepted formats (gmtime works), and the status text never crashes. */
+        const char *maxt = "LAST_CHECK=253402300799\n";
+        CHECK_EQ(agent_state_parse(&t, maxt, strlen(maxt)), 0);
+        CHECK_EQ(t.last_check, 253402300799);
+        _cleanup_free_ char *mt = NULL;
+        CHECK_EQ(agent_status_text(&t, false, false, &mt), 0);
+        CHECK(mt && strstr(mt, "last check:       9999-12-31 23:59:59 UTC"));
+        t.last_check = INT64_MAX; /* set by hand: still no crash */
+        _cleanup_free_ char *bt = NULL;
+        CHECK_EQ(agent_status_text(&t, false, false, &bt), 0);
+        CHECK(bt && strstr(bt, "last check:       invalid"));
 
         /* Status text and JSON. */
         _cleanup_free_ char *json = NULL, *text = NULL;
@@ -170,9 +225,9 @@ static void test_response_parse(void) {
         const char *what = NULL;
         CHECK_EQ(agent_offer_from_response(r, &o, &what), 0);
         CHECK(o.update);
-        CHECK_STREQ(o.url, "http://127.0.0.1:8470/payloads/2.0.0/cairn-2.0.0-amd64.cairn"); /* '/' added */
-        CHECK_EQ(o.sha256[0], 0x2e);
-        CHECK_EQ(o.sha256[31], 0x6a);
+        CHECK_STREQ(agent_offer_url(&o), "http://127.0.0.1:8470/payloads/2.0.0/cairn-2.0.0-amd64.cairn"); /* '/' added */
+        CHECK_EQ(o.n_urls, 2); /* every <url>, in order: the next one is used when one fails */
+        CHECK_STREQ(o.urls[1], "http://mirror/cairn-2.0.0-amd64.cairn");
         free(r);
 
         /* noupdate */
@@ -210,9 +265,12 @@ static void test_response_parse(void) {
                 "<action event=\"postinstall\" sha256=\"LsTC8rJl4SlXR0qcS0KkvayvtP5hkApowcq7ntB1l2o=\"/></actions></manifest>"
                 "</updatecheck></app></response>", /* bad version */
                 "<response protocol=\"3.0\"><app><updatecheck status=\"ok\"><urls><url codebase=\"http://x/\"/></urls>"
-                "<manifest version=\"2.0.0\"><packages><package name=\"p\" size=\"5\"/></packages><actions>"
-                "<action event=\"postinstall\" sha256=\"c2hvcnQ=\"/></actions></manifest>"
-                "</updatecheck></app></response>", /* sha256 not 32 bytes */
+                "<manifest version=\"2.0.0\"><packages><package name=\"p\" size=\"99999999999999999999\"/></packages>"
+                "</manifest></updatecheck></app></response>", /* size beyond 2^64 */
+                "<response protocol=\"3.0\"><app><updatecheck status=\"ok\"><urls><url codebase=\"http://x/&#10;FORGED\"/>"
+                "<url codebase=\"http://x/ y\"/></urls>"
+                "<manifest version=\"2.0.0\"><packages><package name=\"p\" size=\"5\"/></packages></manifest>"
+                "</updatecheck></app></response>", /* no codebase without control characters or spaces */
         };
         for (size_t i = 0; i < ELEMENTSOF(bad_offers); i++) {
                 r = NULL;
@@ -222,6 +280,51 @@ static void test_response_parse(void) {
                 what = NULL;
                 CHECK_EQ(agent_offer_from_response(r, &o, &what), -EPROTO);
                 CHECK(what != NULL);
+                free(r);
+        }
+
+        /* The app's status is the reason, escaped; so is an updatecheck error status. */
+        const char *unknown_app = "<response protocol=\"3.0\"><app appid=\"x\" status=\"error-unknownApplication\">"
+                                  "</app></response>";
+        r = NULL;
+        CHECK_EQ(rparse(unknown_app, &r), 0);
+        if (r) {
+                what = NULL;
+                CHECK_EQ(agent_offer_from_response(r, &o, &what), -EPROTO);
+                CHECK(what && strstr(what, "app status \"error-unknownApplication\""));
+                free(r);
+        }
+        const char *forged = "<response protocol=\"3.0\"><app status=\"ok\"><updatecheck status=\"error-x&#10;FORGED\"/>"
+                             "</app></response>";
+        r = NULL;
+        CHECK_EQ(rparse(forged, &r), 0);
+        if (r) {
+                what = NULL;
+                CHECK_EQ(agent_offer_from_response(r, &o, &what), -EPROTO);
+                CHECK(what && strstr(what, "error-x\\x0aFORGED") && !strchr(what, '\n'));
+                free(r);
+        }
+        /* No sha256 (or a malformed one) is fine: it is not used; a bad first URL is skipped for the next. */
+        const char *nosha = "<response protocol=\"3.0\"><app status=\"ok\"><updatecheck status=\"ok\"><urls>"
+                            "<url codebase=\"http://x/&#13;\"/><url codebase=\"https://good/\"/></urls>"
+                            "<manifest version=\"2.0.0\"><packages><package name=\"p\" size=\"5\"/></packages><actions>"
+                            "<action event=\"postinstall\" sha256=\"c2hvcnQ=\"/></actions></manifest></updatecheck></app>"
+                            "</response>";
+        r = NULL;
+        CHECK_EQ(rparse(nosha, &r), 0);
+        if (r) {
+                CHECK_EQ(agent_offer_from_response(r, &o, &what), 0);
+                CHECK_EQ(o.n_urls, 1);
+                CHECK_STREQ(agent_offer_url(&o), "https://good/p");
+                free(r);
+        }
+        /* PollInterval beyond a week, or not a number, is ignored. */
+        const char *poll = "<response protocol=\"3.0\"><app><updatecheck status=\"noupdate\" PollInterval=\"4294967297\"/>"
+                           "</app></response>";
+        r = NULL;
+        CHECK_EQ(rparse(poll, &r), 0);
+        if (r) {
+                CHECK_EQ(r->poll_interval, 0);
                 free(r);
         }
 
@@ -420,6 +523,120 @@ static void test_health(void) {
         CHECK_EQ(agent_run_command("exit 4"), -ECHILD);
 }
 
+/* Every number in update.conf is strict and bounded; a bad one names the key and the value. */
+static void test_config_ranges(void) {
+        static const struct {
+                const char *line;
+                int r;
+        } cases[] = {
+                { "DOWNLOAD_RATE_LIMIT=17179869184G", -ERANGE }, /* 2^64: used to wrap to 0 = unlimited */
+                { "DOWNLOAD_RATE_LIMIT=2T", -ERANGE },
+                { "DOWNLOAD_RATE_LIMIT=-1", -EINVAL },
+                { "DOWNLOAD_RATE_LIMIT=1 M", -EINVAL },
+                { "CHECK_INTERVAL=4294967297", -ERANGE },        /* used to be cut to 9 digits or wrap */
+                { "CHECK_INTERVAL=0", -ERANGE },
+                { "CHECK_INTERVAL=8d", -ERANGE },
+                { "CHECK_INTERVAL=0x10", -EINVAL },
+                { "HEALTH_TIMEOUT=+5", -EINVAL },
+                { "HTTP_STALL_TIMEOUT=99999999999999999999", -ERANGE },
+                { "HTTP_LOW_SPEED_LIMIT=0", -ERANGE },
+                { "HTTP_TRANSFER_TIMEOUT=0", -ERANGE },
+                { "HTTP_TRANSFER_TIMEOUT=abc", -EINVAL },
+                { "SERVER=http://x/\x1b[2J", -EINVAL },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                AgentConfig c;
+                agent_config_init(&c);
+                AgentConfigError e = { .path = "update.conf" };
+                char text[128];
+                snprintf(text, sizeof text, "GROUP=beta\n%s\n", cases[i].line);
+                CHECK_EQ(agent_config_parse(&c, text, strlen(text), &e), cases[i].r);
+                CHECK_EQ(e.line, 2);
+                CHECK(strncmp(cases[i].line, e.key, strlen(e.key)) == 0 && e.key[0]);
+                CHECK_STREQ(c.group, "stable"); /* nothing applied */
+                char msg[512];
+                agent_config_error_format(&e, cases[i].r, msg, sizeof msg);
+                CHECK(strstr(msg, "config \"update.conf\" line 2: ") == msg);
+                CHECK(strstr(msg, e.key) && strstr(msg, "=\""));
+                CHECK(!strchr(msg, '\x1b'));
+        }
+        AgentConfig c;
+        agent_config_init(&c);
+        CHECK_EQ(c.low_speed_limit, 1024);
+        CHECK_EQ(c.http_timeout, 60);
+        CHECK_EQ(c.transfer_timeout, 1800);
+        const char *good = "DOWNLOAD_RATE_LIMIT=1T\nCHECK_INTERVAL=2h\nHTTP_LOW_SPEED_LIMIT=10K\nHTTP_STALL_TIMEOUT=1m\n"
+                           "HTTP_TRANSFER_TIMEOUT=7d\nBACKOFF_MAX=7d\n";
+        CHECK_EQ(agent_config_parse(&c, good, strlen(good), NULL), 0);
+        CHECK_EQ(c.rate_limit, 1ULL << 40);
+        CHECK_EQ(c.check_interval, 7200);
+        CHECK_EQ(c.low_speed_limit, 10240);
+        CHECK_EQ(c.http_timeout, 60);
+        CHECK_EQ(c.transfer_timeout, 7 * 86400);
+        CHECK_EQ(c.backoff_max, 7 * 86400);
+}
+
+/* A child starts with no blocked signal and every disposition at its default, whatever the daemon set. */
+static void test_child_signals(void) {
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGINT);
+        sigprocmask(SIG_BLOCK, &block, &old);
+        void (*pipe_was)(int) = signal(SIGPIPE, SIG_IGN);
+        void (*xfsz_was)(int) = signal(SIGXFSZ, SIG_IGN);
+        pid_t pid = fork();
+        if (pid == 0) {
+                agent_child_reset_signals();
+                sigset_t now;
+                sigprocmask(SIG_SETMASK, NULL, &now);
+                struct sigaction sp, sx;
+                sigaction(SIGPIPE, NULL, &sp);
+                sigaction(SIGXFSZ, NULL, &sx);
+                _exit(sigismember(&now, SIGTERM) || sigismember(&now, SIGINT) || sp.sa_handler != SIG_DFL ||
+                      sx.sa_handler != SIG_DFL);
+        }
+        int st = -1;
+        CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        signal(SIGPIPE, pipe_was);
+        signal(SIGXFSZ, xfsz_was);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* A pending SIGTERM (blocked, as in the daemon) is a stop request every long loop sees. Runs last: a stop request
+ * is for good. */
+static void test_cancel(void) {
+        sigset_t set, old;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigprocmask(SIG_BLOCK, &set, &old);
+        agent_cancel_watch(&set);
+        CHECK(!agent_cancelled());
+        char d[600];
+        snprintf(d, sizeof d, "%s/hc", unit_tmpdir());
+        put("hc/10-slow", "#!/bin/sh\nsleep 30\n");
+        const char *dirs[1] = { d };
+        const char *failed = NULL;
+        kill(getpid(), SIGTERM); /* stays pending */
+        CHECK(agent_cancelled());
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        CHECK_EQ(agent_health_run(dirs, 1, 60, &failed), -ECANCELED); /* killed, not waited for */
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        CHECK(t1.tv_sec - t0.tv_sec < 10);
+        /* The slot hash (read-back) stops too. */
+        int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        uint8_t h[SHA256_SIZE];
+        CHECK_EQ(agent_hash_range(fd, 0, 1 << 20, h), -ECANCELED);
+        close(fd);
+        /* Take the signal so it does not end the test binary when unblocked. */
+        struct timespec zero = { 0, 0 };
+        CHECK_EQ(sigtimedwait(&set, NULL, &zero), SIGTERM);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        CHECK(agent_cancelled()); /* remembered */
+}
+
 int main(void) {
         RUN(test_config_precedence);
         RUN(test_state_roundtrip);
@@ -428,5 +645,8 @@ int main(void) {
         RUN(test_jitter_backoff);
         RUN(test_delta_plan);
         RUN(test_health);
+        RUN(test_config_ranges);
+        RUN(test_child_signals);
+        RUN(test_cancel); /* last */
         return unit_main_end();
 }

@@ -216,6 +216,11 @@ static int cmd_format(const struct args *a, const char *data_path, const char *h
                 log_error_errno(negative_errno(), "Failed to fsync '%s'", hash_path);
                 return 1;
         }
+        long page = sysconf(_SC_PAGESIZE);
+        if (page > 0 && p.data_block_size > (uint64_t)page)
+                log_msg("warning: the kernel cannot activate a verity device whose data block size (%" PRIu32
+                        ") exceeds the page size (%ld)",
+                        p.data_block_size, page);
         print_result(&p, &l, hash_offset, root, a->json);
         return 0;
 }

@@ -63,11 +63,13 @@ int verity_params_check(const struct verity_params *p) {
 
 static int sha256_parts(const void *a, size_t alen, const void *b, size_t blen, uint8_t ret[VERITY_DIGEST_SIZE]) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        uint8_t d[EVP_MAX_MD_SIZE];
         unsigned n = 0;
         if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(ctx, a, alen) != 1 ||
-            (blen && EVP_DigestUpdate(ctx, b, blen) != 1) || EVP_DigestFinal_ex(ctx, ret, &n) != 1 ||
+            (blen && EVP_DigestUpdate(ctx, b, blen) != 1) || EVP_DigestFinal_ex(ctx, d, &n) != 1 ||
             n != VERITY_DIGEST_SIZE)
                 return -EIO;
+        memcpy(ret, d, VERITY_DIGEST_SIZE);
         return 0;
 }
 

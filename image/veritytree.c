@@ -79,7 +79,8 @@ static int parse_salt(const struct args *a, struct verity_params *p) {
         return 0;
 }
 
-/* The parameters both commands share, from the options (salt and data blocks may still be open). */
+/* The parameters both commands share, from the options (salt and data blocks may still be open; the caller checks
+ * the hash offset against the hash block size, which a superblock may set). */
 static int params_from_args(const struct args *a, struct verity_params *p, uint64_t *ret_hash_offset) {
         verity_params_init(p, 0);
         p->superblock = !a->no_superblock;
@@ -93,9 +94,6 @@ static int params_from_args(const struct args *a, struct verity_params *p, uint6
         uint64_t off = 0;
         if (a->hash_offset && parse_size_range(a->hash_offset, 0, INT64_MAX, &off) < 0)
                 return log_error(-EINVAL, "--hash-offset '%s': expected bytes (optional K/M/G/T suffix)", a->hash_offset);
-        if (off % p->hash_block_size)
-                return log_error(-EINVAL, "--hash-offset %" PRIu64 ": not a multiple of the hash block size %" PRIu32,
-                                 off, p->hash_block_size);
         if (a->uuid && verity_uuid_parse(a->uuid, p->uuid) < 0)
                 return log_error(-EINVAL, "--uuid '%s': expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", a->uuid);
         int r = parse_salt(a, p);
@@ -105,16 +103,24 @@ static int params_from_args(const struct args *a, struct verity_params *p, uint6
         return 0;
 }
 
-/* data_blocks from the size of DATA when not given; refuse a DATA too short for them. */
-static int fit_data(struct verity_params *p, const char *path, uint64_t size) {
+static int check_hash_offset(uint64_t off, uint32_t hash_block_size) {
+        if (off % hash_block_size)
+                return log_error(-EINVAL, "--hash-offset %" PRIu64 ": not a multiple of the hash block size %" PRIu32,
+                                 off, hash_block_size);
+        return 0;
+}
+
+/* data_blocks from the size of DATA when not given; refuse a DATA too short for them (what: where the count came
+ * from, for the message). */
+static int fit_data(struct verity_params *p, const char *path, uint64_t size, const char *what) {
         if (p->data_blocks == 0) {
                 p->data_blocks = size / p->data_block_size;
                 if (p->data_blocks == 0)
                         return log_error(-EINVAL, "'%s' (%" PRIu64 " bytes) is shorter than one data block (%" PRIu32 ")",
                                          path, size, p->data_block_size);
         } else if (size / p->data_block_size < p->data_blocks)
-                return log_error(-EINVAL, "'%s' holds %" PRIu64 " bytes, --data-blocks %" PRIu64 " needs %" PRIu64, path,
-                                 size, p->data_blocks, p->data_blocks * p->data_block_size);
+                return log_error(-EINVAL, "'%s' holds %" PRIu64 " bytes, %s %" PRIu64 " needs %" PRIu64, path, size, what,
+                                 p->data_blocks, p->data_blocks * p->data_block_size);
         return 0;
 }
 
@@ -171,7 +177,7 @@ static void print_result(const struct verity_params *p, const struct verity_layo
 static int cmd_format(const struct args *a, const char *data_path, const char *hash_path) {
         struct verity_params p;
         uint64_t hash_offset, size;
-        if (params_from_args(a, &p, &hash_offset) < 0)
+        if (params_from_args(a, &p, &hash_offset) < 0 || check_hash_offset(hash_offset, p.hash_block_size) < 0)
                 return 2;
         if (!a->salt && !a->salt_seed) {
                 if (getrandom(p.salt, VERITY_DIGEST_SIZE, 0) != VERITY_DIGEST_SIZE) {
@@ -191,7 +197,7 @@ static int cmd_format(const struct args *a, const char *data_path, const char *h
         }
         if (get_size(dfd, data_path, &size) < 0)
                 return 1;
-        if (fit_data(&p, data_path, size) < 0)
+        if (fit_data(&p, data_path, size, "--data-blocks") < 0)
                 return a->data_blocks ? 2 : 1;
         struct verity_layout l;
         int r = verity_layout_compute(&p, &l);
@@ -206,6 +212,17 @@ static int cmd_format(const struct args *a, const char *data_path, const char *h
         }
         if (check_overlap(dfd, hfd, &p, hash_offset, hash_path) < 0)
                 return 2;
+        struct stat st;
+        uint64_t hash_size;
+        if (fstat(hfd, &st) < 0 || (S_ISBLK(st.st_mode) && get_size(hfd, hash_path, &hash_size) < 0)) {
+                log_error_errno(negative_errno(), "Failed to stat '%s'", hash_path);
+                return 1;
+        }
+        if (S_ISBLK(st.st_mode) && hash_size < hash_offset + l.area_size) {
+                log_msg("'%s' holds %" PRIu64 " bytes, the hash area needs bytes %" PRIu64 "..%" PRIu64, hash_path,
+                        hash_size, hash_offset, hash_offset + l.area_size - 1);
+                return 2;
+        }
         uint8_t root[VERITY_DIGEST_SIZE];
         r = verity_hash_fd(&p, dfd, 0, VERITY_WRITE, hfd, hash_offset, root, NULL);
         if (r < 0) {
@@ -293,9 +310,11 @@ static int cmd_verify(const struct args *a, const char *data_path, const char *h
         }
         if (get_size(dfd, data_path, &data_size) < 0 || get_size(hfd, hash_path, &hash_size) < 0)
                 return 1;
-        if (a->no_superblock)
+        if (a->no_superblock) {
+                if (check_hash_offset(hash_offset, given.hash_block_size) < 0)
+                        return 2;
                 p = given;
-        else {
+        } else {
                 uint8_t untrusted_sb[VERITY_SUPERBLOCK_SIZE];
                 if (hash_offset > hash_size || hash_size - hash_offset < sizeof untrusted_sb) {
                         log_msg("'%s' ends before a superblock at byte %" PRIu64, hash_path, hash_offset);
@@ -315,14 +334,11 @@ static int cmd_verify(const struct args *a, const char *data_path, const char *h
                 }
                 if (check_against_superblock(a, &given, &p, hash_path) < 0)
                         return 2;
-                if (hash_offset % p.hash_block_size) {
-                        log_msg("--hash-offset %" PRIu64 ": not a multiple of the superblock's hash block size %" PRIu32,
-                                hash_offset, p.hash_block_size);
+                if (check_hash_offset(hash_offset, p.hash_block_size) < 0)
                         return 2;
-                }
         }
-        if (fit_data(&p, data_path, data_size) < 0)
-                return a->data_blocks ? 2 : 3;
+        if (fit_data(&p, data_path, data_size, a->no_superblock ? "--data-blocks" : "the superblock's data blocks") < 0)
+                return a->no_superblock && a->data_blocks ? 2 : 3;
         struct verity_layout l;
         if (verity_layout_compute(&p, &l) < 0 || hash_offset > INT64_MAX - l.area_size) {
                 log_msg("%" PRIu64 " data blocks: the tree would not fit in a file", p.data_blocks);

@@ -78,6 +78,15 @@ for c in "${CASES[@]}"; do
         echo "ok: $name ($bytes bytes, $dbs/$hbs): root $(root_of "$T/ours.out")"
 done
 
+# a hash offset that is a multiple of a 512-byte hash block but not of 4096: verify takes the block size from the
+# superblock (veritysetup agrees on the layout)
+D=$T/mixed-4096-512.data
+R=$(root_of <("$VT" format --hash-block-size 512 --hash-offset 1536 --salt $SALT --uuid $UUID "$D" "$T/off.ours"))
+veritysetup format --hash-block-size 512 --hash-offset 1536 --salt $SALT --uuid $UUID "$D" "$T/off.vs" >/dev/null
+cmp -s "$T/off.ours" "$T/off.vs" || fail "hash offset 1536 with 512-byte hash blocks: files differ"
+"$VT" verify --hash-offset 1536 "$D" "$T/off.ours" "$R" >/dev/null || fail "verify at hash offset 1536"
+veritysetup verify --hash-offset 1536 "$D" "$T/off.ours" "$R" || fail "veritysetup verify at hash offset 1536"
+
 # --- a flipped data byte: both verifiers fail, ours names the block ---
 D=$T/four-levels-512.data
 H=$T/four-levels-512.sb.ours
@@ -192,6 +201,9 @@ bad 2 "give the salt" verify --no-superblock "$D" "$T/good.h" "$R"
 bad 2 "says data block size 4096, not 512" verify --block-size 512 "$D" "$T/good.h" "$R"
 bad 2 "has another salt" verify --salt 00 "$D" "$T/good.h" "$R"
 bad 3 "no valid verity superblock" verify "$D" "$D" "$R"
+head -c 8191 "$D" >"$T/cut"
+bad 3 "holds 8191 bytes, the superblock's data blocks 2 needs 8192" verify "$T/cut" "$T/good.h" "$R"
+bad 2 "holds 8191 bytes, --data-blocks 2 needs 8192" verify --no-superblock --salt $SALT --data-blocks 2 "$T/cut" "$T/good.h" "$R"
 : >"$T/empty"
 bad 3 "ends before a superblock" verify "$D" "$T/empty" "$R"
 truncate -s -1 "$T/good.h"

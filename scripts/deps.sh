@@ -12,7 +12,7 @@ PKGS=(
         e2fsprogs dosfstools mtools gdisk cpio kmod qemu-utils zstd
         grub-common grub-efi-amd64-bin grub-pc-bin
         # test peers
-        qemu-system-x86 ovmf seabios swtpm swtpm-tools tpm2-tools etcd-server nginx-light vboot-utils
+        qemu-system-x86 ovmf seabios swtpm swtpm-tools tpm2-tools etcd-server nginx-light vboot-utils cryptsetup-bin
         curl python3 sqlite3 openssl socat
         # benchmarks
         hyperfine wrk time bc

@@ -43,6 +43,25 @@ _printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...) {
         return -EBADMSG;
 }
 
+/* json-c's strict mode still takes single-quoted strings: outside double-quoted strings only JSON's own
+ * characters may appear. */
+static bool json_chars_only(const char *s, size_t len) {
+        bool in_str = false;
+        for (size_t i = 0; i < len; i++) {
+                char c = s[i];
+                if (in_str) {
+                        if (c == '\\')
+                                i++;
+                        else if (c == '"')
+                                in_str = false;
+                } else if (c == '"')
+                        in_str = true;
+                else if (!strchr("{}[]:,-+.0123456789eEtruefalsn \t\r\n", c))
+                        return false;
+        }
+        return true;
+}
+
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -67,6 +86,9 @@ int semaphore_parse(const char *untrusted, size_t len, Semaphore *ret, char *err
                 return fail(err, errlen, "value is empty");
         if (memchr(untrusted, 0, len))
                 return fail(err, errlen, "value contains a NUL byte");
+
+        if (!json_chars_only(untrusted, len))
+                return fail(err, errlen, "not JSON: unexpected characters");
 
         _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(4);
         if (!tok)

@@ -563,8 +563,8 @@ static uint64_t rng_next(Lock *l) {
 }
 
 static void backoff(Lock *l, unsigned attempt) {
-        uint64_t cap_us = MIN(5000ull << MIN(attempt, 10u), 500000ull);
-        uint64_t us = cap_us / 2 + rng_next(l) % (cap_us / 2 + 1);
+        uint64_t cap_us = MIN(5000ull << MIN(attempt, 10u), 500000ull) /* 10 ms, 20 ms, ... 500 ms */;
+        uint64_t us = 1000 + rng_next(l) % cap_us; /* "full jitter": spreads a herd of writers best */
         struct timespec ts = { .tv_sec = (time_t)(us / 1000000), .tv_nsec = (long)(us % 1000000) * 1000 };
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
@@ -614,6 +614,12 @@ static int update(Lock *l, MutateFn mutate, void *arg) {
                         return -EAGAIN;
                 }
                 backoff(l, attempt);
+                /* The failure branch's value is as old as our sleep: read afresh, or the next compare is
+                 * likely to lose again (and an unlucky writer starves). */
+                kv_done(&kv);
+                r = etcd_get(l, &kv);
+                if (r < 0)
+                        return r;
         }
 }
 

@@ -28,7 +28,8 @@ typedef struct LockOptions {
 } LockOptions;
 
 /* Conflicting transactions (another writer changed the key between our read and our write) are retried this
- * often, with a jittered exponential backoff from 5 ms up to 500 ms, then the operation fails with -EAGAIN. */
+ * often, sleeping a random time between 1 ms and a cap that doubles from 5 ms to 100 ms, and reading the key afresh, then the operation
+ * fails with -EAGAIN (the caller, e.g. the agent, retries later with its own backoff). */
 #define LOCK_DEFAULT_ATTEMPTS 32
 
 typedef struct LockStats {

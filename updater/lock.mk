@@ -3,7 +3,7 @@
 LOCK_LIB_SRCS := updater/lock-semaphore.c updater/lock-etcd.c
 LOCK_LIBS := -lcurl -ljson-c -lpthread
 
-BINS += cairn-lockctl
+BINS += cairn-lockctl cairn-lock-bench
 cairn-lockctl_SRCS := updater/lockctl.c $(LOCK_LIB_SRCS)
 cairn-lockctl_LIBS := $(LOCK_LIBS)
 cairn-lock-bench_SRCS := updater/lock-bench.c $(LOCK_LIB_SRCS)

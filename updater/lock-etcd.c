@@ -324,6 +324,7 @@ static void kv_done(Kv *kv) {
 
 /* A RangeResponse: no "kvs" (or an empty list) means the key does not exist. */
 static int parse_range(Lock *l, const char *url, json_object *resp, Kv *ret) {
+        _cleanup_free_ char *value = NULL; /* before the first goto: the label is in its scope */
         json_object *kvs;
         if (!json_object_object_get_ex(resp, "kvs", &kvs) || !kvs) {
                 *ret = (Kv){ 0 };
@@ -342,7 +343,6 @@ static int parse_range(Lock *l, const char *url, json_object *resp, Kv *ret) {
         int64_t mod;
         if (json_get_i64(kv, "mod_revision", &mod) < 0 || mod <= 0)
                 goto bad;
-        _cleanup_free_ char *value = NULL;
         size_t len = 0;
         if (json_object_object_get_ex(kv, "value", &v)) { /* absent: an empty value */
                 if (!json_object_is_type(v, json_type_string) ||

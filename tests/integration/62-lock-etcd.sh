@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-LOCKCTL=$ROOT/build/bin/cairn-lockctl
+LOCKCTL=${CAIRN_LOCKCTL:-$ROOT/build/bin/cairn-lockctl}
 [ -x "$LOCKCTL" ] || { echo "FAIL: $LOCKCTL not built (run make)"; exit 1; }
 for t in etcd etcdctl python3 openssl; do
         command -v $t >/dev/null || { echo "skip: $t not installed (scripts/deps.sh installs etcd-server, etcd-client)"; exit 77; }
@@ -248,8 +248,10 @@ out=$(CAIRN_LOCK_USER=root:rootpw L --json status) && grep -q '"holders":\["aaaa
 set +e; err=$(L --user root:wrongpw --machine-id-file "$B" lock 2>&1); rc=$?; set -e
 [ $rc = 1 ] && grep -q "authentication of user 'root' failed: etcdserver: authentication failed" <<<"$err" ||
         fail "wrong password: rc=$rc $err"
+echo "  $err"
 set +e; err=$(L --machine-id-file "$B" lock 2>&1); rc=$?; set -e
 [ $rc = 1 ] && grep -q "etcd refused us: .*pass --user" <<<"$err" || fail "no credentials: rc=$rc $err"
+echo "  $err"
 L --user root:rootpw --machine-id-file "$A" unlock >/dev/null || fail "unlock with auth"
 ok "user/password auth: works with --user and \$CAIRN_LOCK_USER; wrong password and none refused clearly"
 stop_etcd e1
@@ -275,8 +277,10 @@ set +e
 err=$("$LOCKCTL" --endpoint "$ETLS" --cacert "$P/otherca.crt" --cert "$P/client.crt" --key "$P/client.key" status 2>&1); rc=$?
 set -e
 [ $rc = 1 ] && grep -q "TLS: the server's certificate is not trusted by the CA '$P/otherca.crt'" <<<"$err" || fail "wrong CA: rc=$rc $err"
+echo "  $err"
 set +e; err=$("$LOCKCTL" --endpoint "$ETLS" --cacert "$P/ca.crt" status 2>&1); rc=$?; set -e
 [ $rc = 1 ] && grep -Eq "TLS handshake failed|connection broken" <<<"$err" || fail "no client certificate: rc=$rc $err"
+echo "  $err"
 ok "TLS with a client certificate; wrong CA and missing client certificate refused clearly"
 stop_etcd etls
 

@@ -29,6 +29,7 @@ struct Lock {
         size_t current; /* the endpoint that answered last */
         uint64_t rng;
         LockStats stats;
+        bool resent; /* the last etcd_call re-sent its request after an endpoint failed mid-request */
         char key[ETCD_KEY_MAX];
         char key_b64[ETCD_KEY_MAX * 2];
         char token[ETCD_TOKEN_MAX];
@@ -430,6 +431,7 @@ static int etcd_call(Lock *l, const char *path, const char *body, json_object **
         char errors[LOCK_ERROR_MAX] = "";
         int last = -EIO;
         bool any_unavailable = false;
+        l->resent = false;
         for (size_t k = 0; k < l->o.n_endpoints; k++) {
                 size_t idx = (l->current + k) % l->o.n_endpoints;
                 bool final = false;
@@ -442,6 +444,9 @@ static int etcd_call(Lock *l, const char *path, const char *body, json_object **
                         return r;
                 last = r;
                 any_unavailable |= r == -EAGAIN;
+                /* Refused connections sent nothing; anything else may have reached etcd and been applied. */
+                if (r != -ECONNREFUSED && r != -EHOSTUNREACH)
+                        l->resent = true;
                 size_t n = strlen(errors);
                 if (snprintf(errors + n, sizeof errors - n, "%s%s", n ? "; " : "", l->error) < 0)
                         errors[n] = 0;
@@ -578,6 +583,9 @@ static int update(Lock *l, MutateFn mutate, void *arg) {
         int r = etcd_get(l, &kv);
         if (r < 0)
                 return r;
+        /* Set when a transaction's answer was lost (its endpoint died mid-request) and the resent one lost
+         * its compare: the first may have been applied. If the key then already is as we wanted it, it was. */
+        bool maybe_applied = false;
         for (unsigned attempt = 1;; attempt++) {
                 _cleanup_semaphore_ Semaphore s = { 0 };
                 if (!kv.exists)
@@ -593,6 +601,8 @@ static int update(Lock *l, MutateFn mutate, void *arg) {
                         }
                 }
                 int m = mutate(&s, arg);
+                if ((m == 0 || m == -ENOENT) && maybe_applied)
+                        return 1;
                 if (m <= 0)
                         return m;
                 _cleanup_free_ char *value = NULL;
@@ -606,6 +616,7 @@ static int update(Lock *l, MutateFn mutate, void *arg) {
                 if (r == 1)
                         return m;
                 l->stats.conflicts++;
+                maybe_applied |= l->resent;
                 kv_done(&kv);
                 kv = now;
                 if (attempt >= l->o.max_attempts) {

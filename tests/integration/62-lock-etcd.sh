@@ -186,6 +186,40 @@ check_bad "10 MB" "$T/bad-10mb" "answer larger than 1048576 bytes|received messa
 etcdctl --endpoints "$E1" put $KEY '{"semaphore":1,"max":1,"holders":null}' >/dev/null
 ok "malformed JSON, wrong types, negative max, holders not a list, duplicates, inconsistent count, empty, 10 MB: one clear line each, value unchanged"
 
+# =============== a transaction applied but its answer lost ===============
+# A proxy forwards to e1 but, for every other /v3/kv/txn, drops the connection after etcd applied it. The client
+# resends on the next endpoint (e1 itself), loses the compare, re-reads, and finds its change made: success,
+# one slot, no "holds no slot" on unlock.
+read -r PP < <(free_ports 1)
+cat >"$T/lossy.py" <<'EOF'
+import http.server, sys, urllib.request
+n = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        global n
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        req = urllib.request.Request(sys.argv[2] + self.path, data=body, headers={"Content-Type": "application/json"})
+        data = urllib.request.urlopen(req, timeout=5).read()
+        if self.path == "/v3/kv/txn":
+            n += 1
+            if n % 2 == 1:
+                self.connection.close(); return   # applied by etcd, answer lost
+        self.send_response(200); self.send_header("Content-Length", str(len(data))); self.end_headers()
+        self.wfile.write(data)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+python3 "$T/lossy.py" "$PP" "$E1" 2>"$T/lossy.log" & OTHER_PIDS+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null -X POST -d '{}' "http://127.0.0.1:$PP/v3/kv/range" && break; sleep 0.1; done
+etcdctl --endpoints "$E1" put $KEY '{"semaphore":1,"max":1,"holders":null}' >/dev/null
+LL() { "$LOCKCTL" --endpoint "http://127.0.0.1:$PP,$E1" --timeout 5 --machine-id-file "$A" "$@"; }
+out=$(LL lock 2>&1) && [ "$out" = "locked: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" ] || fail "lock with a lost answer: $out"
+out=$(LL unlock 2>&1) && [ "$out" = "unlocked: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" ] || fail "unlock with a lost answer: $out"
+out=$(LL lock 2>&1) && out=$("$LOCKCTL" --endpoint "http://127.0.0.1:$PP,$E1" unlock aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 2>&1) &&
+        [ "$out" = "unlocked: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" ] || fail "operator unlock with a lost answer: $out"
+[ "$(value "$E1" $KEY)" = '{"semaphore":1,"max":1,"holders":[]}' ] || fail "after lost answers etcd holds $(value "$E1" $KEY)"
+ok "a transaction applied but its answer lost: the resent one sees the change made and reports success"
+
 # =============== two processes racing 200 lock/unlock rounds, max 1 ===============
 etcdctl --endpoints "$E1" put $KEY '{"semaphore":1,"max":1,"holders":null}' >/dev/null
 etcdctl --endpoints "$E1" watch --prefix coreos.com/updateengine/rebootlock/ -w json >"$T/watch1.json" 2>"$T/watch1.log" &

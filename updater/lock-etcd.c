@@ -208,7 +208,10 @@ static int curl_fail(Lock *l, CURLcode c, const char *url, const Buf *b) {
         case CURLE_GOT_NOTHING:
         case CURLE_RECV_ERROR:
         case CURLE_SEND_ERROR:
-                set_error(l, "'%s': connection broken (%s)", url, detail);
+                set_error(l, "'%s': connection broken (%s)%s", url, detail,
+                          strncmp(url, "https:", 6) == 0 && !l->o.cert_file
+                                  ? "; if etcd wants client certificates, pass --cert and --key"
+                                  : "");
                 return -ECONNRESET;
         case CURLE_UNSUPPORTED_PROTOCOL:
         case CURLE_URL_MALFORMAT:

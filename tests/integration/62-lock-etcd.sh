@@ -313,7 +313,7 @@ set -e
 [ $rc = 1 ] && grep -q "TLS: the server's certificate is not trusted by the CA '$P/otherca.crt'" <<<"$err" || fail "wrong CA: rc=$rc $err"
 echo "  $err"
 set +e; err=$("$LOCKCTL" --endpoint "$ETLS" --cacert "$P/ca.crt" status 2>&1); rc=$?; set -e
-[ $rc = 1 ] && grep -Eq "TLS handshake failed|connection broken" <<<"$err" || fail "no client certificate: rc=$rc $err"
+[ $rc = 1 ] && grep -Eq "TLS handshake failed|connection broken .*pass --cert and --key" <<<"$err" || fail "no client certificate: rc=$rc $err"
 echo "  $err"
 ok "TLS with a client certificate; wrong CA and missing client certificate refused clearly"
 stop_etcd etls

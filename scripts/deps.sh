@@ -7,12 +7,12 @@ set -euo pipefail
 PKGS=(
         # build (libclang-rt-14-dev: the libFuzzer runtime for `make fuzz`; libclang-common-14-dev only recommends it)
         build-essential clang libclang-rt-14-dev pkg-config libarchive-dev libext2fs-dev zlib1g-dev libzstd-dev libssl-dev
-        libblkid-dev libcurl4-openssl-dev libexpat1-dev libmicrohttpd-dev libsqlite3-dev libtss2-dev
+        libblkid-dev libcurl4-openssl-dev libexpat1-dev libmicrohttpd-dev libsqlite3-dev libtss2-dev libjson-c-dev
         # image assembly
         e2fsprogs dosfstools mtools gdisk cpio kmod qemu-utils zstd
         grub-common grub-efi-amd64-bin grub-pc-bin
         # test peers
-        qemu-system-x86 ovmf seabios swtpm swtpm-tools tpm2-tools etcd-server nginx-light vboot-utils cryptsetup-bin
+        qemu-system-x86 ovmf seabios swtpm swtpm-tools tpm2-tools etcd-server etcd-client nginx-light vboot-utils cryptsetup-bin
         curl python3 sqlite3 openssl socat
         # benchmarks
         hyperfine wrk time bc

@@ -1,0 +1,18 @@
+# updater/lock.mk — the cluster reboot lock: locksmith's semaphore in etcd v3 (library), cairn-lockctl, the
+# semaphore's unit test and fuzzer, and cairn-lock-bench (scripts/bench/lock.sh).
+LOCK_LIB_SRCS := updater/lock-semaphore.c updater/lock-etcd.c
+LOCK_LIBS := -lcurl -ljson-c -lpthread
+
+BINS += cairn-lockctl cairn-lock-bench
+cairn-lockctl_SRCS := updater/lockctl.c $(LOCK_LIB_SRCS)
+cairn-lockctl_LIBS := $(LOCK_LIBS)
+cairn-lock-bench_SRCS := updater/lock-bench.c $(LOCK_LIB_SRCS)
+cairn-lock-bench_LIBS := $(LOCK_LIBS)
+
+UNIT_TESTS += test-lock-semaphore
+test-lock-semaphore_SRCS := tests/unit/test-lock-semaphore.c updater/lock-semaphore.c
+test-lock-semaphore_LIBS := -ljson-c
+
+FUZZERS += fuzz-semaphore
+fuzz-semaphore_SRCS := tests/fuzz/fuzz-semaphore.c updater/lock-semaphore.c
+fuzz-semaphore_LIBS := -ljson-c

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 
 #include "fileio.h"
+#include "parse.h"
 
 /* ---- opening files beneath the release directory ---- */
 
@@ -103,16 +104,6 @@ const char *reldir_strerror(int r) {
         }
 }
 
-static int parse_uint(const char *s, unsigned max, unsigned *ret) {
-        if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
-                return -EINVAL;
-        unsigned long v = strtoul(s, NULL, 10);
-        if (v > max)
-                return -ERANGE;
-        *ret = (unsigned)v;
-        return 0;
-}
-
 int channel_parse(const char *name, const char *text, Channel *ret, unsigned *ret_line) {
         if (!omaha_name_valid(name, CHANNEL_NAME_MAX))
                 return -EINVAL;
@@ -147,21 +138,21 @@ int channel_parse(const char *name, const char *text, Channel *ret, unsigned *re
                                 goto bad;
                         strcpy(c.version, v);
                 } else if (strcmp(l, "ROLLOUT") == 0) {
-                        if (parse_uint(v, 100, &c.rollout) < 0)
+                        if (parse_unsigned_range(v, 0, 100, &c.rollout) < 0)
                                 goto bad;
                 } else if (strcmp(l, "PAUSED") == 0) {
                         unsigned b;
-                        if (parse_uint(v, 1, &b) < 0)
+                        if (parse_unsigned_range(v, 0, 1, &b) < 0)
                                 goto bad;
                         c.paused = b;
                 } else if (strcmp(l, "MAX_PER_PERIOD") == 0) {
-                        if (parse_uint(v, 100000000, &c.max_per_period) < 0)
+                        if (parse_unsigned_range(v, 0, 100000000, &c.max_per_period) < 0)
                                 goto bad;
                 } else if (strcmp(l, "POLL_INTERVAL") == 0) {
-                        if (parse_uint(v, 7u * 86400u, &c.poll_interval) < 0)
+                        if (parse_unsigned_range(v, 0, 7u * 86400u, &c.poll_interval) < 0)
                                 goto bad;
                 } else if (strcmp(l, "PERIOD") == 0) {
-                        if (parse_uint(v, 366u * 86400u, &c.period) < 0 || c.period == 0)
+                        if (parse_unsigned_range(v, 0, 366u * 86400u, &c.period) < 0 || c.period == 0)
                                 goto bad;
                 }
                 /* Unknown keys are ignored, so newer tools can add some. */

@@ -25,7 +25,12 @@ for at in $points; do
         wait "$pid" 2>/dev/null || true
         next=$(state_get RESUME_NEXT); next=${next:-0}
         st=$(state_get STATE)
-        if [ "$st" != UPDATED_NEED_REBOOT ]; then
+        # FINALIZING is saved before the flip and UPDATED_NEED_REBOOT after it: a kill between the two leaves B
+        # next, which is safe only because B was fully written and verified first. Check exactly that.
+        if [ "$st" = FINALIZING ] && [ "$(bc_status | json_get 'd["next"]')" = B ]; then
+                [ "$(slot_sum B "$(V2_SIZE)")" = "$(V2_SUM)" ] || fail "kill -9 at ${at}s: B boots next but does not verify"
+                [ "$(slot_sum A)" = "$SNAP_A" ] || fail "kill -9 at ${at}s: slot A changed"
+        elif [ "$st" != UPDATED_NEED_REBOOT ]; then
                 untouched "kill -9 at ${at}s"
         fi
         base=$(server_payload_bytes)

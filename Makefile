@@ -10,7 +10,7 @@ OPT     ?= -O2 -g
 SAN     ?=
 CSTD    := -std=gnu17
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wformat=2
-CPPFLAGS += -Icommon -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
+CPPFLAGS += -I. -Icommon -Iupdater -Itests/lib -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 # Hardening for everything (most of it parses network or disk input, much of it runs as root): fortified libc
 # calls, stack protector, position-independent executables, full RELRO. The sanitized build keeps only what
 # ASan tolerates (no _FORTIFY_SOURCE: ASan intercepts those calls itself).
@@ -31,7 +31,7 @@ FUZZERS :=
 COMMON_SRCS :=
 
 # Every component keeps its rules in <dir>/*.mk (one file per owner of a part).
-include $(sort $(wildcard common/*.mk image/*.mk bootcfg/*.mk updater/*.mk tpm/*.mk tests/*.mk))
+include $(sort $(wildcard common/*.mk image/*.mk bootcfg/*.mk updater/*/*.mk tpm/*.mk tests/*.mk))
 
 .PHONY: all clean check check-long image run bench deps unit fuzz-replay
 all: $(addprefix $(BUILD)/bin/,$(BINS))

@@ -1,6 +1,10 @@
 /* common/fileio.c — bounded, EINTR-safe I/O and atomic file replacement. */
 #include "fileio.h"
 
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -191,4 +195,24 @@ int lock_dir(const char *path, int *ret_fd) {
         }
         *ret_fd = fd;
         return 0;
+}
+
+int fd_size(int fd, uint64_t *ret_size, bool *ret_regular) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISREG(st.st_mode)) {
+                *ret_size = (uint64_t)st.st_size;
+                *ret_regular = true;
+                return 0;
+        }
+        if (S_ISBLK(st.st_mode)) {
+                uint64_t sz;
+                if (ioctl(fd, BLKGETSIZE64, &sz) < 0)
+                        return negative_errno();
+                *ret_size = sz;
+                *ret_regular = false;
+                return 0;
+        }
+        return -EBADFD;
 }

@@ -14,6 +14,9 @@ int pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 ssize_t read_full(int fd, void *buf, size_t n);
 int write_full(int fd, const void *buf, size_t n);
 /* Read a whole file of at most max bytes into a NUL-terminated buffer; -EFBIG if larger. */
+/* The size of a regular file or a block device; -EBADFD for anything else. */
+int fd_size(int fd, uint64_t *ret_size, bool *ret_regular);
+
 int read_file_bounded(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 /* Replace path atomically with data: temp file in the same dir, fsync, rename, fsync dir. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);

@@ -228,13 +228,3 @@ int pcr_mask_parse(const char *s, uint32_t *ret_mask) {
         *ret_mask = mask;
         return 0;
 }
-
-char *hex_encode(const uint8_t *p, size_t n, char *out) {
-        static const char hx[] = "0123456789abcdef";
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = hx[p[i] >> 4];
-                out[2 * i + 1] = hx[p[i] & 15];
-        }
-        out[2 * n] = 0;
-        return out;
-}

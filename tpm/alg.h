@@ -1,6 +1,8 @@
 /* tpm/alg.h — TPM hash algorithms (ids, names, digest sizes), hashing with OpenSSL EVP, and PCR bank values. */
 #pragma once
 
+#include "hex.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,5 +66,3 @@ struct pcr_banks {
 const struct pcr_bank *pcr_banks_find(const struct pcr_banks *b, uint16_t alg);
 /* Parse a PCR list "0,7,8-11" into a mask; -EINVAL/-ERANGE on anything else. */
 int pcr_mask_parse(const char *s, uint32_t *ret_mask);
-/* Lower-case hex of n bytes into out (2n+1 bytes). */
-char *hex_encode(const uint8_t *p, size_t n, char *out);

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tpm/eventlog.h"
-#include "../../tpm/replay.h"
+#include "tpm/eventlog.h"
+#include "tpm/replay.h"
 
 static void check_log(const uint8_t *data, size_t size, const struct eventlog *log, unsigned flags) {
         if (log->n_algs == 0 || log->n_algs > TPM_MAX_BANKS || log->header_size > size)

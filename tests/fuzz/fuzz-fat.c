@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
-#include "../../bootcfg/fat.h"
+#include "bootcfg/fat.h"
 
 static int fd = -1;
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bootcfg/grubenv.h"
+#include "bootcfg/grubenv.h"
 
 static bool state_eq(const struct bootcfg_state *a, const struct bootcfg_state *b) {
         for (int i = 0; i < BOOTCFG_SLOTS; i++)

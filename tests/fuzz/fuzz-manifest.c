@@ -1,7 +1,7 @@
 /* tests/fuzz/fuzz-manifest.c — libFuzzer target for the payload header, signature block and manifest parser. */
 #include <stdint.h>
 
-#include "../../updater/payload.h"
+#include "payload/payload.h"
 
 static CairnKeyring ring;
 static bool ready;

@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../updater/agent.h"
+#include "agent/agent.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         OmahaResponse *resp = NULL;

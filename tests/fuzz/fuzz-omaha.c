@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../updater/omaha.h"
+#include "omaha/omaha.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         OmahaRequest *req = NULL;
@@ -26,17 +26,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                            .size = a->n_events, .sha256_b64 = a->machineid,
                                            .n_events = a->n_events };
         }
-        OmahaBuf out;
-        obuf_init(&out, 1 << 20);
+        Buf out;
+        buf_init(&out, 1 << 20);
         if (omaha_response_write(&out, "fuzz", 0, ans, req->n_apps) < 0)
                 abort();
         /* JSON escaping of any attribute text must stay in bounds. */
-        OmahaBuf j;
-        obuf_init(&j, 1 << 16);
+        Buf j;
+        buf_init(&j, 1 << 16);
         for (size_t i = 0; i < req->n_apps; i++)
-                obuf_put_json(&j, req->apps[i].machinealias);
-        obuf_free(&j);
-        obuf_free(&out);
+                buf_put_json(&j, req->apps[i].machinealias);
+        buf_free(&j);
+        buf_free(&out);
         free(req);
         return 0;
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../updater/http-range.h"
+#include "server/range.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint64_t fsize = 4096;

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
-#include "../../image/recipe.h"
+#include "image/recipe.h"
 
 /* A small host tree so that recipes naming these relative paths take the success path:
  *   debs/busybox_1.35_amd64.deb  root.tar.zst  overlay/  motd */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../updater/lock-semaphore.h"
+#include "lock/semaphore.h"
 
 static void check(const Semaphore *s) {
         if (s->semaphore != s->max - (int64_t)s->n_holders || s->max < 0 || s->max > SEMAPHORE_MAX_MAX)

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
-#include "../../image/verity.h"
+#include "image/verity.h"
 
 static int hash_fd = -1;
 

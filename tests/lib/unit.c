@@ -1,5 +1,5 @@
 /* tests/lib/unit.c — shared state and scratch directory for the unit test harness. */
-#include "../lib/unit.h"
+#include "unit.h"
 
 #include <unistd.h>
 

@@ -6,8 +6,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "../lib/unit.h"
-#include "../../updater/agent.h"
+#include "unit.h"
+#include "agent/agent.h"
 #include "fileio.h"
 
 static void put(const char *rel, const char *text) {
@@ -363,8 +363,8 @@ static void test_request_xml(void) {
         AgentRequest rq = { .appid = AGENT_APPID, .version = "1.0.0", .track = "alpha", .machineid = "abc123",
                             .board = "amd64", .bootid = "{b<o>t}", .oem = "qemu&co", .updatecheck = true, .ping = true,
                             .event_type = 3, .event_result = 0, .event_errorcode = 44, .previousversion = "2.0.0" };
-        _cleanup_obuf_ OmahaBuf b;
-        obuf_init(&b, OMAHA_MAX_BODY);
+        _cleanup_buf_ Buf b;
+        buf_init(&b, OMAHA_MAX_BODY);
         CHECK_EQ(agent_omaha_request_xml(&rq, &b), 0);
         OmahaRequest *req = NULL;
         CHECK_EQ(omaha_request_parse(b.data, b.len, &req), 0);

@@ -8,11 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../lib/unit.h"
-#include "../../bootcfg/bootcfg-internal.h"
-#include "../../bootcfg/bootcfg.h"
-#include "../../bootcfg/fat.h"
-#include "../../bootcfg/grubenv.h"
+#include "unit.h"
+#include "bootcfg/bootcfg-internal.h"
+#include "bootcfg/bootcfg.h"
+#include "bootcfg/fat.h"
+#include "bootcfg/grubenv.h"
 #include "fileio.h"
 #include "gpt.h"
 #include "macro.h"

@@ -6,10 +6,10 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
-#include "../lib/unit.h"
-#include "../../image/ext4w.h"
+#include "unit.h"
+#include "image/ext4w.h"
 #include "fileio.h"
-#include "../../image/input.h"
+#include "image/input.h"
 #include "macro.h"
 
 static char tarpath[512], srcdir[512], slow_target[201];

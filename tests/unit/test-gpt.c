@@ -5,9 +5,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../lib/unit.h"
-#include "../../image/diskbios.h"
-#include "../../image/diskguid.h"
+#include "unit.h"
+#include "image/diskbios.h"
+#include "image/diskguid.h"
 #include "gpt.h"
 #include "macro.h"
 

@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "../lib/unit.h"
-#include "../../updater/lock-semaphore.h"
+#include "unit.h"
+#include "lock/semaphore.h"
 
 static int parse(const char *s, Semaphore *ret) {
         char err[200] = "";

@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../lib/unit.h"
-#include "../../updater/omaha.h"
-#include "../../updater/server-channels.h"
-#include "../../updater/http-range.h"
+#include "unit.h"
+#include "omaha/omaha.h"
+#include "server/channels.h"
+#include "server/range.h"
 
 #define APPID "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
 
@@ -222,8 +222,8 @@ static void test_oversized(void) {
 }
 
 static void test_writer_escapes(void) {
-        _cleanup_obuf_ OmahaBuf b;
-        obuf_init(&b, 1 << 16);
+        _cleanup_buf_ Buf b;
+        buf_init(&b, 1 << 16);
         OmahaAppAnswer a = {
                 .appid = "a\"<&>'b", .status = "ok", .ping = true, .uc_status = "ok",
                 .codebase = "http://h/p?x=1&y=\"2\"", .version = "1.2.3", .package_name = "cairn-1.2.3-amd64.cairn",
@@ -241,14 +241,14 @@ static void test_writer_escapes(void) {
 
         /* The writer's output parses as XML (as a <response>, so our request parser says EBADMSG on the root,
          * not on well-formedness): check the noupdate shape textually. */
-        obuf_free(&b);
+        buf_free(&b);
         OmahaAppAnswer n = { .appid = "x", .status = "ok", .uc_status = "noupdate" };
         CHECK_EQ(omaha_response_write(&b, "s", 0, &n, 1), 0);
         CHECK(strstr(b.data, "<updatecheck status=\"noupdate\"></updatecheck>") != NULL);
         CHECK(strstr(b.data, "<manifest") == NULL);
 
         /* A channel's poll interval goes out as updatecheck@PollInterval and the agent's parser reads it back. */
-        obuf_free(&b);
+        buf_free(&b);
         n.poll_interval = 900;
         CHECK_EQ(omaha_response_write(&b, "s", 0, &n, 1), 0);
         CHECK(strstr(b.data, "<updatecheck status=\"noupdate\" PollInterval=\"900\"></updatecheck>") != NULL);
@@ -258,19 +258,19 @@ static void test_writer_escapes(void) {
         free(resp);
 
         /* Control characters and the size cap. */
-        OmahaBuf small;
-        obuf_init(&small, 8);
-        CHECK_EQ(obuf_put_xml(&small, "\x01"), 0);
+        Buf small;
+        buf_init(&small, 8);
+        CHECK_EQ(buf_put_xml(&small, "\x01"), 0);
         CHECK_STREQ(small.data, "&#1;");
-        CHECK_EQ(obuf_puts(&small, "12345"), -ENOBUFS);
-        CHECK_EQ(obuf_puts(&small, "1"), -ENOBUFS); /* sticky */
-        obuf_free(&small);
+        CHECK_EQ(buf_puts(&small, "12345"), -ENOBUFS);
+        CHECK_EQ(buf_puts(&small, "1"), -ENOBUFS); /* sticky */
+        buf_free(&small);
 
-        OmahaBuf j;
-        obuf_init(&j, 256);
-        CHECK_EQ(obuf_put_json(&j, "q\"b\\s\n\t\x7f é"), 0);
+        Buf j;
+        buf_init(&j, 256);
+        CHECK_EQ(buf_put_json(&j, "q\"b\\s\n\t\x7f é"), 0);
         CHECK_STREQ(j.data, "\"q\\\"b\\\\s\\n\\u0009\\u007f é\"");
-        obuf_free(&j);
+        buf_free(&j);
 }
 
 static void test_version_compare(void) {

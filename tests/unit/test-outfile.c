@@ -6,7 +6,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 
-#include "../lib/unit.h"
+#include "unit.h"
 #include "outfile.h"
 
 static char *path_in(const char *name) {

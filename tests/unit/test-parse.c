@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "../lib/unit.h"
+#include "unit.h"
 #include "parse.h"
 
 static void test_u64(void) {

@@ -5,9 +5,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "../lib/unit.h"
+#include "unit.h"
 #include "fileio.h"
-#include "../../updater/payload.h"
+#include "payload/payload.h"
 
 static EVP_PKEY *k1, *k2;
 static CairnKeyring ring1;  /* trusts k1 */

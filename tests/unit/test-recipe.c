@@ -1,10 +1,10 @@
 /* tests/unit/test-recipe.c — recipe parsing: every directive, quoting, variables, comments, and errors with line numbers. */
 #include <sys/stat.h>
 
-#include "../lib/unit.h"
+#include "unit.h"
 #include "fileio.h"
 #include "macro.h"
-#include "../../image/recipe.h"
+#include "image/recipe.h"
 
 static char dir[512];
 

@@ -3,10 +3,10 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "../lib/unit.h"
-#include "../../tpm/alg.h"
-#include "../../tpm/eventlog.h"
-#include "../../tpm/replay.h"
+#include "unit.h"
+#include "tpm/alg.h"
+#include "tpm/eventlog.h"
+#include "tpm/replay.h"
 
 static const uint16_t BANKS[2] = { TPM_ALG_SHA1, TPM_ALG_SHA256 };
 

@@ -9,10 +9,10 @@
 
 #include <openssl/evp.h>
 
-#include "../lib/unit.h"
+#include "unit.h"
 #include "fileio.h"
 #include "macro.h"
-#include "../../image/verity.h"
+#include "image/verity.h"
 
 struct kat {
         const char *name;

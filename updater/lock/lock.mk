@@ -1,0 +1,16 @@
+# updater/lock/lock.mk — the cluster reboot lock: locksmith's semaphore (value codec) and its etcd v3 client,
+# cairn-lockctl, the semaphore's unit test and fuzzer.
+LOCK_LIB_SRCS = updater/lock/semaphore.c updater/lock/etcd.c
+LOCK_LIBS = -lcurl -ljson-c -lpthread
+
+BINS += cairn-lockctl
+cairn-lockctl_SRCS = updater/lock/lockctl.c $(LOCK_LIB_SRCS)
+cairn-lockctl_LIBS = $(LOCK_LIBS)
+
+UNIT_TESTS += test-lock-semaphore
+test-lock-semaphore_SRCS = tests/unit/test-lock-semaphore.c updater/lock/semaphore.c
+test-lock-semaphore_LIBS = -ljson-c
+
+FUZZERS += fuzz-semaphore
+fuzz-semaphore_SRCS = tests/fuzz/fuzz-semaphore.c updater/lock/semaphore.c
+fuzz-semaphore_LIBS = -ljson-c

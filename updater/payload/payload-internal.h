@@ -1,0 +1,49 @@
+/* updater/payload/payload-internal.h — what the payload reader (payload.c) and writer (payload-write.c) share:
+ * the format's magic numbers and layout arithmetic. Not for other rooms. */
+#pragma once
+
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "le.h"
+#include "payload.h"
+
+#define MANIFEST_MAGIC "CMAN"
+#define SIGBLOCK_MAGIC "CSIG"
+#define MANIFEST_FLAG_VERITY 0x01u
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free)
+
+
+static inline bool all_zero(const void *data, size_t len) {
+        const uint8_t *p = data;
+        if (len == 0)
+                return true;
+        return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
+}
+
+static inline int sha256(const void *data, size_t len, uint8_t out[SHA256_SIZE]) {
+        if (!EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL))
+                return -EIO;
+        return 0;
+}
+
+
+static inline uint64_t manifest_size(size_t vlen, size_t blen, size_t n_revoked, uint64_t n_chunks) {
+        return ALIGN_UP((uint64_t)PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + n_revoked * CAIRN_KEY_ID_SIZE, 8) +
+               n_chunks * PAYLOAD_CHUNK_ENTRY_SIZE;
+}
+
+static inline bool valid_string(const uint8_t *s, size_t len) {
+        if (len < 1 || len > PAYLOAD_STRING_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (s[i] < 0x21 || s[i] > 0x7e)
+                        return false;
+        return true;
+}
+
+static inline bool chunk_size_valid(uint64_t cs) {
+        return cs >= PAYLOAD_CHUNK_SIZE_MIN && cs <= PAYLOAD_CHUNK_SIZE_MAX && cs % PAYLOAD_CHUNK_SIZE_ALIGN == 0;
+}

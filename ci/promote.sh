@@ -36,16 +36,30 @@ done
 mkdir -p "$RELDIR/channels"
 file=$RELDIR/channels/$CHANNEL
 old_version= rollout=100 paused=0 max=0 period=3600 extra=
+# The channel file in the KEY=VALUE grammar every Cairn program reads (common/kvfile.h): blanks around the line,
+# the key and the value ignored, '#' comments, one pair of matching quotes around a value stripped. Keys this
+# script does not own are kept as they were written.
 if [ -f "$file" ]; then
-        while IFS= read -r line || [ -n "$line" ]; do
-                case $line in
-                VERSION=*) old_version=${line#VERSION=} ;;
-                ROLLOUT=*) rollout=${line#ROLLOUT=} ;;
-                PAUSED=*) paused=${line#PAUSED=} ;;
-                MAX_PER_PERIOD=*) max=${line#MAX_PER_PERIOD=} ;;
-                PERIOD=*) period=${line#PERIOD=} ;;
-                ''|'#'*) ;;
-                *) extra+=$line$'\n' ;;
+        while IFS= read -r raw || [ -n "$raw" ]; do
+                line=${raw%$'\r'}
+                line=${line#"${line%%[![:blank:]]*}"}
+                line=${line%"${line##*[![:blank:]]}"}
+                case $line in ''|'#'*) continue ;; esac
+                [[ $line == *=* ]] || die "channel file '$file': '$line' is not KEY=VALUE"
+                key=${line%%=*} val=${line#*=}
+                key=${key%"${key##*[![:blank:]]}"}
+                val=${val#"${val%%[![:blank:]]*}"}
+                [[ $key =~ ^[A-Za-z0-9_]{1,64}$ ]] || die "channel file '$file': '$line' is not KEY=VALUE (a key is 1-64 of A-Z a-z 0-9 _)"
+                if [ ${#val} -ge 2 ] && { [[ $val == \"*\" ]] || [[ $val == \'*\' ]]; }; then
+                        val=${val:1:${#val}-2}
+                fi
+                case $key in
+                VERSION) old_version=$val ;;
+                ROLLOUT) rollout=$val ;;
+                PAUSED) paused=$val ;;
+                MAX_PER_PERIOD) max=$val ;;
+                PERIOD) period=$val ;;
+                *) extra+=$raw$'\n' ;;
                 esac
         done <"$file"
 fi

@@ -1,9 +1,13 @@
-/* tests/unit/test-parse.c — the strict number grammar (digits only, ranges, overflow, suffixes) and log_safe. */
+/* tests/unit/test-parse.c — the strict number grammar (digits only, ranges, overflow, suffixes), log_safe, and the
+ * KEY=VALUE grammar of common/kvfile. */
 #include <errno.h>
 #include <stdint.h>
 
-#include "unit.h"
+#include <string.h>
+
+#include "kvfile.h"
 #include "parse.h"
+#include "unit.h"
 
 static void test_u64(void) {
         uint64_t v = 7;
@@ -84,11 +88,80 @@ static void test_log_safe(void) {
         CHECK_STREQ(log_safe(one, sizeof one, "abc"), "");
 }
 
+typedef struct Seen {
+        char text[512];
+        int fail_on; /* 1-based pair number that the callback refuses; 0: none */
+        int n;
+} Seen;
+
+static int seen_kv(const char *k, const char *v, void *ud, const char **ret_why) {
+        Seen *s = ud;
+        s->n++;
+        if (s->n == s->fail_on) {
+                *ret_why = "is refused";
+                return -ERANGE;
+        }
+        size_t l = strlen(s->text);
+        snprintf(s->text + l, sizeof s->text - l, "[%s|%s]", k, v);
+        return 0;
+}
+
+static void test_kvfile(void) {
+        Seen s = { 0 };
+        const char *t = "# comment\n  \n\tA=1\n B = two words \r\nC=\"quoted\"\nD='single'\nE=\"half\nF=\nG=a=b\n  # x=y\nH=\"\"";
+        CHECK_EQ(kvfile_parse(t, strlen(t), seen_kv, &s, NULL), 0);
+        CHECK_STREQ(s.text, "[A|1][B|two words][C|quoted][D|single][E|\"half][F|][G|a=b][H|]");
+
+        static const struct { const char *text; unsigned line; } bad[] = {
+                { "A=1\nnot a pair\n", 2 }, { "=1\n", 1 }, { "A B=1\n", 1 }, { "A-B=1\n", 1 },
+                { "K\xc3\xa9=1\n", 1 }, { "A=1\nB=2\nC\n", 3 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                Seen z = { 0 };
+                KvfileError e;
+                CHECK_EQ(kvfile_parse(bad[i].text, strlen(bad[i].text), seen_kv, &z, &e), -EINVAL);
+                CHECK_EQ(e.line, bad[i].line);
+                CHECK(e.why != NULL);
+        }
+        /* A NUL inside a line, a line too long, a key too long. */
+        KvfileError e;
+        Seen z = { 0 };
+        CHECK_EQ(kvfile_parse("A=1\nB=\0x\n", 9, seen_kv, &z, &e), -EINVAL);
+        CHECK_EQ(e.line, 2);
+        static char big[KVFILE_LINE_MAX + 8];
+        memset(big, 'x', sizeof big - 1);
+        big[0] = 'K', big[1] = '=';
+        CHECK_EQ(kvfile_parse(big, strlen(big), seen_kv, &z, &e), -EINVAL);
+        char key[80];
+        memset(key, 'K', 65);
+        strcpy(key + 65, "=1");
+        CHECK_EQ(kvfile_parse(key, strlen(key), seen_kv, &z, &e), -EINVAL);
+        key[1] = '=';
+        key[2] = 0;
+        CHECK_EQ(kvfile_parse(key, strlen(key), seen_kv, &z, &e), 0);
+        /* The callback's error stops the parse and is returned with its line and reason. */
+        Seen f = { .fail_on = 2 };
+        CHECK_EQ(kvfile_parse("A=1\n\nB=2\nC=3\n", 13, seen_kv, &f, &e), -ERANGE);
+        CHECK_EQ(e.line, 3);
+        CHECK_STREQ(e.why, "is refused");
+        CHECK_STREQ(f.text, "[A|1]");
+
+        char buf[8];
+        const char *os = "ID=cairn\nVERSION_ID=\"1.2.3\"\nNAME=x\nNAME=y\n";
+        CHECK_EQ(kvfile_get(os, strlen(os), "VERSION_ID", buf, sizeof buf), 0);
+        CHECK_STREQ(buf, "1.2.3");
+        CHECK_EQ(kvfile_get(os, strlen(os), "NAME", buf, sizeof buf), 0);
+        CHECK_STREQ(buf, "y");
+        CHECK_EQ(kvfile_get(os, strlen(os), "MISSING", buf, sizeof buf), -ENOENT);
+        CHECK_EQ(kvfile_get(os, strlen(os), "VERSION_ID", buf, 5), -ENAMETOOLONG);
+}
+
 int main(void) {
         RUN(test_u64);
         RUN(test_unsigned);
         RUN(test_size);
         RUN(test_seconds);
         RUN(test_log_safe);
+        RUN(test_kvfile);
         return unit_main_end();
 }

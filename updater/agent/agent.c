@@ -11,6 +11,7 @@
 
 #include "bootcfg/bootcfg.h"
 #include "fileio.h"
+#include "kvfile.h"
 #include "gpt.h"
 
 struct Agent {
@@ -108,33 +109,14 @@ static int read_line(const char *path, char *buf, size_t size) {
         return 0;
 }
 
-/* KEY=value from an os-release style file (quotes stripped); -ENOENT when the key is absent. */
+/* KEY=value from an os-release file (kvfile grammar); -ENOENT when the key is absent. */
 static int os_release_get(const char *path, const char *key, char *buf, size_t size) {
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r = read_file_bounded(path, 64 * 1024, &data, &len);
         if (r < 0)
                 return r;
-        size_t kl = strlen(key);
-        for (char *line = data; line && *line;) {
-                char *nl = strchr(line, '\n');
-                if (nl)
-                        *nl = 0;
-                if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-                        char *v = line + kl + 1;
-                        size_t vl = strlen(v);
-                        if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
-                                v[vl - 1] = 0;
-                                v++;
-                        }
-                        if (strlen(v) >= size)
-                                return -ENAMETOOLONG;
-                        strcpy(buf, v);
-                        return 0;
-                }
-                line = nl ? nl + 1 : NULL;
-        }
-        return -ENOENT;
+        return kvfile_get(data, len, key, buf, size);
 }
 
 int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {

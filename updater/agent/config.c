@@ -5,6 +5,7 @@
 #include <limits.h>
 
 #include "fileio.h"
+#include "kvfile.h"
 #include "parse.h"
 
 static const char *const strategy_names[_AGENT_REBOOT_MAX] = {
@@ -138,57 +139,36 @@ static void set_error(AgentConfigError *ret, unsigned line, const char *k, const
         ret->why = why;
 }
 
+typedef struct ParseCtx {
+        AgentConfig *c;
+        AgentConfigError *err;
+        bool refused; /* a value was refused (err holds key, value, why) */
+} ParseCtx;
+
+static int parse_one(const char *k, const char *v, void *userdata, const char **ret_why) {
+        ParseCtx *x = userdata;
+        KvError ke = { 0 };
+        int r = apply_kv(x->c, k, v, &ke);
+        if (r < 0) {
+                /* The line number is filled in by the caller from kvfile's error. */
+                set_error(x->err, 0, k, v, ke.why ? ke.why : "is invalid");
+                *ret_why = ke.why;
+                x->refused = true;
+        }
+        return r;
+}
+
 int agent_config_parse(AgentConfig *c, const char *text, size_t len, AgentConfigError *ret_err) {
         AgentConfig n = *c;
-        unsigned lineno = 0;
-        const char *p = text, *end = text + len;
-        while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t)(end - p));
-                const char *le = nl ? nl : end;
-                lineno++;
-                char line[2048];
-                size_t l = (size_t)(le - p);
-                if (l >= sizeof line) {
-                        set_error(ret_err, lineno, NULL, NULL, "is longer than 2047 bytes");
-                        return -EINVAL;
-                }
-                memcpy(line, p, l);
-                line[l] = 0;
-                p = nl ? nl + 1 : end;
-                if (memchr(line, 0, l)) {
-                        set_error(ret_err, lineno, NULL, NULL, "holds a NUL byte");
-                        return -EINVAL;
-                }
-                char *s = line;
-                while (isspace((unsigned char)*s))
-                        s++;
-                char *e = s + strlen(s);
-                while (e > s && isspace((unsigned char)e[-1]))
-                        *--e = 0;
-                if (*s == 0 || *s == '#')
-                        continue;
-                char *eq = strchr(s, '=');
-                if (!eq || eq == s) {
-                        set_error(ret_err, lineno, NULL, s, "is not KEY=VALUE");
-                        return -EINVAL;
-                }
-                *eq = 0;
-                char *k = s, *v = eq + 1;
-                for (char *q = eq; q > k && isspace((unsigned char)q[-1]);)
-                        *--q = 0;
-                while (isspace((unsigned char)*v))
-                        v++;
-                size_t vl = strlen(v);
-                if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
-                        v[vl - 1] = 0;
-                        v++;
-                }
-                KvError ke = { 0 };
-                int r = apply_kv(&n, k, v, &ke);
-                if (r < 0) {
-                        set_error(ret_err, lineno, k, v, ke.why ? ke.why : "is invalid");
-                        return r;
-                }
+        ParseCtx x = { .c = &n, .err = ret_err };
+        KvfileError ke;
+        int r = kvfile_parse(text, len, parse_one, &x, &ke);
+        if (r < 0) {
+                if (ret_err && !x.refused)
+                        set_error(ret_err, ke.line, NULL, ke.text, ke.why);
+                if (ret_err)
+                        ret_err->line = ke.line;
+                return r;
         }
         *c = n;
         return 0;

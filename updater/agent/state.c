@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "fileio.h"
+#include "kvfile.h"
 #include "parse.h"
 
 static const char *const status_names[_AGENT_STATUS_MAX] = {
@@ -164,32 +165,26 @@ static int state_kv(AgentState *s, const char *k, const char *v) {
         return r;
 }
 
+typedef struct ParseCtx {
+        AgentState *s;
+        bool drop_resume;
+} ParseCtx;
+
+static int parse_one(const char *k, const char *v, void *userdata, const char **ret_why) {
+        ParseCtx *x = userdata;
+        if (state_kv(x->s, k, v) < 0 && strncmp(k, "RESUME_", 7) == 0)
+                x->drop_resume = true;
+        return 0; /* a bad value is reset (state_kv says so), never fatal */
+}
+
 int agent_state_parse(AgentState *s, const char *text, size_t len) {
         AgentState n;
         agent_state_init(&n);
-        bool drop_resume = false;
-        const char *p = text, *end = text + len;
-        while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t)(end - p));
-                const char *le = nl ? nl : end;
-                char line[1024];
-                size_t l = (size_t)(le - p);
-                if (l >= sizeof line || memchr(p, 0, l))
-                        return -EBADMSG;
-                memcpy(line, p, l);
-                line[l] = 0;
-                p = nl ? nl + 1 : end;
-                if (!line[0] || line[0] == '#')
-                        continue;
-                char *eq = strchr(line, '=');
-                if (!eq)
-                        return -EBADMSG;
-                *eq = 0;
-                if (state_kv(&n, line, eq + 1) < 0 && strncmp(line, "RESUME_", 7) == 0)
-                        drop_resume = true;
-        }
+        ParseCtx x = { .s = &n };
+        if (kvfile_parse(text, len, parse_one, &x, NULL) < 0)
+                return -EBADMSG;
         /* A resume record is all or nothing: one reset field drops it (the apply then starts over). */
-        if (drop_resume) {
+        if (x.drop_resume) {
                 n.resume_slot = -1;
                 n.resume_next = 0;
                 n.resume_version[0] = 0;

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 
 #include "fileio.h"
+#include "kvfile.h"
 #include "parse.h"
 
 /* ---- opening files beneath the release directory ---- */
@@ -104,65 +105,44 @@ const char *reldir_strerror(int r) {
         }
 }
 
+static int channel_kv(const char *k, const char *v, void *userdata, const char **ret_why) {
+        Channel *c = userdata;
+        if (strcmp(k, "VERSION") == 0) {
+                if (*v && !omaha_version_valid(v))
+                        return -EINVAL;
+                strcpy(c->version, v);
+        } else if (strcmp(k, "ROLLOUT") == 0)
+                return parse_unsigned_range(v, 0, 100, &c->rollout) < 0 ? -EINVAL : 0;
+        else if (strcmp(k, "PAUSED") == 0) {
+                unsigned b;
+                if (parse_unsigned_range(v, 0, 1, &b) < 0)
+                        return -EINVAL;
+                c->paused = b;
+        } else if (strcmp(k, "MAX_PER_PERIOD") == 0)
+                return parse_unsigned_range(v, 0, 100000000, &c->max_per_period) < 0 ? -EINVAL : 0;
+        else if (strcmp(k, "POLL_INTERVAL") == 0)
+                return parse_unsigned_range(v, 0, 7u * 86400u, &c->poll_interval) < 0 ? -EINVAL : 0;
+        else if (strcmp(k, "PERIOD") == 0) {
+                if (parse_unsigned_range(v, 0, 366u * 86400u, &c->period) < 0 || c->period == 0)
+                        return -EINVAL;
+        }
+        /* Unknown keys are ignored, so newer tools can add some. */
+        return 0;
+}
+
 int channel_parse(const char *name, const char *text, Channel *ret, unsigned *ret_line) {
         if (!omaha_name_valid(name, CHANNEL_NAME_MAX))
                 return -EINVAL;
         Channel c = { .rollout = 100, .period = 3600 };
         strcpy(c.name, name);
-        unsigned lineno = 0;
-        const char *p = text;
-        while (*p) {
-                lineno++;
-                size_t n = strcspn(p, "\n");
-                char line[512];
-                if (n >= sizeof line)
-                        goto bad;
-                memcpy(line, p, n);
-                line[n] = 0;
-                p += n + (p[n] == '\n');
-                char *l = line;
-                while (*l == ' ' || *l == '\t')
-                        l++;
-                size_t len = strlen(l);
-                while (len > 0 && (l[len - 1] == ' ' || l[len - 1] == '\t' || l[len - 1] == '\r'))
-                        l[--len] = 0;
-                if (!*l || *l == '#')
-                        continue;
-                char *eq = strchr(l, '=');
-                if (!eq)
-                        goto bad;
-                *eq = 0;
-                char *v = eq + 1;
-                if (strcmp(l, "VERSION") == 0) {
-                        if (*v && !omaha_version_valid(v))
-                                goto bad;
-                        strcpy(c.version, v);
-                } else if (strcmp(l, "ROLLOUT") == 0) {
-                        if (parse_unsigned_range(v, 0, 100, &c.rollout) < 0)
-                                goto bad;
-                } else if (strcmp(l, "PAUSED") == 0) {
-                        unsigned b;
-                        if (parse_unsigned_range(v, 0, 1, &b) < 0)
-                                goto bad;
-                        c.paused = b;
-                } else if (strcmp(l, "MAX_PER_PERIOD") == 0) {
-                        if (parse_unsigned_range(v, 0, 100000000, &c.max_per_period) < 0)
-                                goto bad;
-                } else if (strcmp(l, "POLL_INTERVAL") == 0) {
-                        if (parse_unsigned_range(v, 0, 7u * 86400u, &c.poll_interval) < 0)
-                                goto bad;
-                } else if (strcmp(l, "PERIOD") == 0) {
-                        if (parse_unsigned_range(v, 0, 366u * 86400u, &c.period) < 0 || c.period == 0)
-                                goto bad;
-                }
-                /* Unknown keys are ignored, so newer tools can add some. */
+        KvfileError e;
+        if (kvfile_parse(text, strlen(text), channel_kv, &c, &e) < 0) {
+                if (ret_line)
+                        *ret_line = e.line;
+                return -EINVAL;
         }
         *ret = c;
         return 0;
-bad:
-        if (ret_line)
-                *ret_line = lineno;
-        return -EINVAL;
 }
 
 int channel_load(int reldir_fd, const char *name, Channel *ret) {

@@ -15,10 +15,11 @@
 
 #include "bootcfg-internal.h"
 #include "fileio.h"
+#include "hash.h"
+#include "hex.h"
 
 #define CMDLINE_MAX (64u * 1024u)
 #define RECORD_MAX 256u
-#define HASH_CHUNK (1u << 20)
 
 int bootcfg_fail(struct bootcfg *b, int err, const char *fmt, ...) {
         va_list ap;
@@ -481,9 +482,6 @@ static int mkdir_p(const char *dir) {
         return 0;
 }
 
-typedef EVP_MD_CTX *evp_md_ctx_ptr;
-DEFINE_TRIVIAL_CLEANUP_FUNC(evp_md_ctx_ptr, EVP_MD_CTX_free)
-
 int bootcfg_verify(struct bootcfg *b, int slot, const char *sha256_hex, uint64_t size) {
         b->error[0] = 0;
         int r = check_slot(b, slot);
@@ -503,26 +501,14 @@ int bootcfg_verify(struct bootcfg *b, int slot, const char *sha256_hex, uint64_t
         if (r < 0)
                 return r;
 
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        _cleanup_free_ uint8_t *buf = malloc(HASH_CHUNK);
-        if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-                return bootcfg_fail(b, -ENOMEM, "cannot set up SHA-256");
-        for (uint64_t off = 0; off < size;) {
-                size_t n = (size_t)MIN((uint64_t)HASH_CHUNK, size - off);
-                r = pread_full(b->fd, buf, n, b->usr[slot].offset + off);
-                if (r < 0)
-                        return bootcfg_fail(b, r, "cannot read slot %c on \"%s\"", bootcfg_slot_name(slot), b->disk);
-                if (EVP_DigestUpdate(ctx, buf, n) != 1)
-                        return bootcfg_fail(b, -EIO, "SHA-256 failed");
-                off += n;
-        }
-        uint8_t got[32];
-        unsigned got_len = 0;
-        if (EVP_DigestFinal_ex(ctx, got, &got_len) != 1 || got_len != 32)
-                return bootcfg_fail(b, -EIO, "SHA-256 failed");
-        char got_hex[65];
-        for (int i = 0; i < 32; i++)
-                snprintf(got_hex + i * 2, 3, "%02x", got[i]);
+        uint8_t got[HASH_SHA256_SIZE];
+        r = sha256_fd_range(b->fd, b->usr[slot].offset, size, NULL, got);
+        if (r == -ENOMEM)
+                return bootcfg_fail(b, r, "cannot set up SHA-256");
+        if (r < 0)
+                return bootcfg_fail(b, r, "cannot read slot %c on \"%s\"", bootcfg_slot_name(slot), b->disk);
+        char got_hex[2 * HASH_SHA256_SIZE + 1];
+        hex_encode(got, sizeof got, got_hex);
         if (memcmp(got, want, 32) != 0)
                 return bootcfg_fail(b, -EBADMSG, "slot %c does not match: its first %llu bytes hash to %s",
                                     bootcfg_slot_name(slot), (unsigned long long)size, got_hex);

@@ -1,5 +1,6 @@
 /* common/gpt.c — GPT read/validate, entry accessors, crash-safe write (backup first) and protective MBR. */
 #include "gpt.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,16 +110,6 @@ void gpt_guid_to_rfc(const struct gpt_guid *g, uint8_t rfc[16]) {
         memcpy(rfc, tmp.bytes, 16);
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int gpt_guid_parse(const char *s, struct gpt_guid *ret) {
         uint8_t rfc[16];
         size_t n = 0;
@@ -131,7 +122,7 @@ int gpt_guid_parse(const char *s, struct gpt_guid *ret) {
                         i++;
                         continue;
                 }
-                int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+                int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
                 if (hi < 0 || lo < 0)
                         return -EINVAL;
                 rfc[n++] = (uint8_t)(hi << 4 | lo);

@@ -2,4 +2,4 @@
 COMMON_SRCS += common/outfile.c
 
 UNIT_TESTS += test-outfile
-test-outfile_SRCS := tests/unit/test-outfile.c
+test-outfile_SRCS = tests/unit/test-outfile.c

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "hex.h"
 #include "macro.h"
 
 #define MAX_TOKENS 16
@@ -203,7 +204,7 @@ static bool image_path_ok(const char *p) {
         return true;
 }
 
-static int hex_decode(const char *s, uint8_t **ret, size_t *ret_len) {
+static int hex_value(const char *s, uint8_t **ret, size_t *ret_len) {
         if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
                 s += 2;
         size_t n = strlen(s);
@@ -212,13 +213,8 @@ static int hex_decode(const char *s, uint8_t **ret, size_t *ret_len) {
         _cleanup_free_ uint8_t *out = malloc(n / 2);
         if (!out)
                 return -ENOMEM;
-        for (size_t i = 0; i < n / 2; i++) {
-                int hi = isxdigit((unsigned char)s[2 * i]) ? (isdigit((unsigned char)s[2 * i]) ? s[2 * i] - '0' : (tolower(s[2 * i]) - 'a' + 10)) : -1;
-                int lo = isxdigit((unsigned char)s[2 * i + 1]) ? (isdigit((unsigned char)s[2 * i + 1]) ? s[2 * i + 1] - '0' : (tolower(s[2 * i + 1]) - 'a' + 10)) : -1;
-                if (hi < 0 || lo < 0)
-                        return -EINVAL;
-                out[i] = (uint8_t)(hi << 4 | lo);
-        }
+        if (hex_decode_n(s, out, n / 2) < 0)
+                return -EINVAL;
         *ret = TAKE_PTR(out);
         *ret_len = n / 2;
         return 0;
@@ -385,7 +381,7 @@ static int parse_directive(struct buf *tok, size_t ntok, unsigned lineno, const 
                 if (strlen(a2) > 255)
                         return fail(err, lineno, "xattr: name too long");
                 op->arg = strdup(a2);
-                int r = hex_decode(tok[3].p, &op->data, &op->data_len);
+                int r = hex_value(tok[3].p, &op->data, &op->data_len);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)

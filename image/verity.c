@@ -7,12 +7,14 @@
 #include "fileio.h"
 #include "verity.h"
 
+#include "hash.h"
+#include "hex.h"
+
 #define RUN_BYTES 65536u           /* the most of one level held in memory */
 #define READ_CHUNK (1u << 20)      /* verity_hash_fd() */
 #define SALT_PREFIX "cairn-verity-salt:"
 #define UUID_PREFIX "cairn-verity-uuid:"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD *, EVP_MD_free);
 
 static bool block_size_ok(uint32_t s) {
@@ -91,35 +93,8 @@ int verity_uuid_from_salt(const uint8_t *salt, size_t salt_size, uint8_t ret_uui
         return 0;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-/* Exactly 2*len hex digits at s into out. */
-static int unhex(const char *s, uint8_t *out, size_t len) {
-        for (size_t i = 0; i < len; i++) {
-                int hi = hexval(s[2 * i]), lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
-                if (hi < 0 || lo < 0)
-                        return -EINVAL;
-                out[i] = (uint8_t)(hi << 4 | lo);
-        }
-        return 0;
-}
-
 char *verity_hex(const uint8_t *data, size_t len, char *buf) {
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < len; i++) {
-                buf[2 * i] = digits[data[i] >> 4];
-                buf[2 * i + 1] = digits[data[i] & 15];
-        }
-        buf[2 * len] = 0;
-        return buf;
+        return hex_encode(data, len, buf);
 }
 
 int verity_salt_from_hex(const char *hex, uint8_t ret_salt[VERITY_SALT_MAX], size_t *ret_size) {
@@ -132,11 +107,11 @@ int verity_salt_from_hex(const char *hex, uint8_t ret_salt[VERITY_SALT_MAX], siz
         uint8_t salt[VERITY_SALT_MAX];
         if (n / 2 > VERITY_SALT_MAX) {
                 for (size_t i = 0; i < n; i++) /* a non-hex salt is -EINVAL whatever its length */
-                        if (hexval(hex[i]) < 0)
+                        if (hex_digit(hex[i]) < 0)
                                 return -EINVAL;
                 return -E2BIG;
         }
-        int r = unhex(hex, salt, n / 2);
+        int r = hex_decode_n(hex, salt, n / 2);
         if (r < 0)
                 return r;
         memcpy(ret_salt, salt, n / 2);
@@ -147,7 +122,7 @@ int verity_salt_from_hex(const char *hex, uint8_t ret_salt[VERITY_SALT_MAX], siz
 int verity_root_from_hex(const char *hex, uint8_t ret_root[VERITY_DIGEST_SIZE]) {
         assert(hex && ret_root);
         uint8_t d[VERITY_DIGEST_SIZE];
-        if (strlen(hex) != 2 * VERITY_DIGEST_SIZE || unhex(hex, d, sizeof d) < 0)
+        if (strlen(hex) != 2 * VERITY_DIGEST_SIZE || hex_decode_n(hex, d, sizeof d) < 0)
                 return -EINVAL;
         memcpy(ret_root, d, sizeof d);
         return 0;
@@ -168,7 +143,7 @@ int verity_uuid_parse(const char *s, uint8_t ret_uuid[VERITY_UUID_SIZE]) {
         }
         uint8_t u[VERITY_UUID_SIZE];
         for (size_t i = 0; i < VERITY_UUID_SIZE; i++) {
-                int hi = hexval(digits[2 * i]), lo = hexval(digits[2 * i + 1]);
+                int hi = hex_digit(digits[2 * i]), lo = hex_digit(digits[2 * i + 1]);
                 if (hi < 0 || lo < 0)
                         return -EINVAL;
                 u[i] = (uint8_t)(hi << 4 | lo);

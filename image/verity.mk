@@ -1,16 +1,16 @@
 # image/verity.mk — the dm-verity hash tree builder (image/verity.c), cairn-veritytree, its unit test and the
 # superblock parser's fuzzer.
-VERITY_LIB_SRCS := image/verity.c
-VERITY_LIBS := -lcrypto
+VERITY_LIB_SRCS = image/verity.c
+VERITY_LIBS = -lcrypto
 
 BINS += cairn-veritytree
-cairn-veritytree_SRCS := image/veritytree.c $(VERITY_LIB_SRCS)
-cairn-veritytree_LIBS := $(VERITY_LIBS)
+cairn-veritytree_SRCS = image/veritytree.c $(VERITY_LIB_SRCS)
+cairn-veritytree_LIBS = $(VERITY_LIBS)
 
 UNIT_TESTS += test-verity
-test-verity_SRCS := tests/unit/test-verity.c $(VERITY_LIB_SRCS)
-test-verity_LIBS := $(VERITY_LIBS)
+test-verity_SRCS = tests/unit/test-verity.c $(VERITY_LIB_SRCS)
+test-verity_LIBS = $(VERITY_LIBS)
 
 FUZZERS += fuzz-verity-sb
-fuzz-verity-sb_SRCS := tests/fuzz/fuzz-verity-sb.c $(VERITY_LIB_SRCS)
-fuzz-verity-sb_LIBS := $(VERITY_LIBS)
+fuzz-verity-sb_SRCS = tests/fuzz/fuzz-verity-sb.c $(VERITY_LIB_SRCS)
+fuzz-verity-sb_LIBS = $(VERITY_LIBS)

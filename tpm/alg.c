@@ -69,7 +69,6 @@ static int openssl_error(struct tpm_error *err, const char *what) {
         return tpm_error_set(err, -EIO, TPM_ERR_IO, "OpenSSL %s failed: %s", what, buf);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 
 struct hashers {
         size_t n;

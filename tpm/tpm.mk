@@ -1,21 +1,21 @@
 # tpm/tpm.mk — measured boot: the event-log library, TPM access (tpm2-tss ESAPI) and cairn-tpm.
-TPM_LOG_SRCS := tpm/error.c tpm/alg.c tpm/eventlog.c tpm/replay.c
-TPM_LOG_LIBS := -lcrypto
+TPM_LOG_SRCS = tpm/error.c tpm/alg.c tpm/eventlog.c tpm/replay.c
+TPM_LOG_LIBS = -lcrypto
 
 UNIT_TESTS += test-tpm-eventlog
-test-tpm-eventlog_SRCS := tests/unit/test-tpm-eventlog.c $(TPM_LOG_SRCS)
-test-tpm-eventlog_LIBS := $(TPM_LOG_LIBS)
+test-tpm-eventlog_SRCS = tests/unit/test-tpm-eventlog.c $(TPM_LOG_SRCS)
+test-tpm-eventlog_LIBS = $(TPM_LOG_LIBS)
 
 FUZZERS += fuzz-eventlog
-fuzz-eventlog_SRCS := tests/fuzz/fuzz-eventlog.c $(TPM_LOG_SRCS)
-fuzz-eventlog_LIBS := $(TPM_LOG_LIBS)
+fuzz-eventlog_SRCS = tests/fuzz/fuzz-eventlog.c $(TPM_LOG_SRCS)
+fuzz-eventlog_LIBS = $(TPM_LOG_LIBS)
 
-TPM_LIB_SRCS := $(TPM_LOG_SRCS) tpm/esys.c tpm/ourlog.c
+TPM_LIB_SRCS = $(TPM_LOG_SRCS) tpm/esys.c tpm/ourlog.c
 # tctildr dlopen()s the TCTI named by the string; linking the device TCTI explicitly (not as-needed) makes it a
 # dependency ldd sees, so scripts/build-image.sh copies it into the image with the rest.
-TPM_LIBS := $(shell pkg-config --libs tss2-esys tss2-tctildr tss2-rc) \
+TPM_LIBS = $(shell pkg-config --libs tss2-esys tss2-tctildr tss2-rc) \
 	-Wl,--push-state,--no-as-needed -ltss2-tcti-device -Wl,--pop-state -lcrypto
 
 BINS += cairn-tpm
-cairn-tpm_SRCS := tpm/main.c $(TPM_LIB_SRCS)
-cairn-tpm_LIBS := $(TPM_LIBS)
+cairn-tpm_SRCS = tpm/main.c $(TPM_LIB_SRCS)
+cairn-tpm_LIBS = $(TPM_LIBS)

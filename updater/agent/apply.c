@@ -12,16 +12,15 @@
 #include <time.h>
 
 #include "fileio.h"
+#include "hash.h"
 
 #define APPLY_WORKERS 2
 #define APPLY_SLOTS APPLY_WORKERS /* a chunk is received in a moment; decoding and hashing it is the work */
 #define APPLY_RANGE_MAX (64u << 20) /* bytes of one Range request */
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
-
 /* One-shot SHA-256 (the one place the apply path hashes a buffer). */
 static void sha256(const void *data, size_t len, uint8_t out[SHA256_SIZE]) {
-        if (!EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL))
+        if (sha256_buf(data, len, out) < 0)
                 memset(out, 0, SHA256_SIZE); /* cannot match a chunk hash by accident in practice; treated as differing */
 }
 
@@ -121,28 +120,7 @@ int64_t agent_plan(const Payload *p, const AgentIndex *active, uint32_t start, u
 }
 
 int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZE]) {
-        const size_t bs = 1u << 20;
-        _cleanup_free_ uint8_t *buf = malloc(bs);
-        if (!buf)
-                return -ENOMEM;
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-                return -ENOMEM;
-        (void)posix_fadvise(fd, (off_t)off, (off_t)size, POSIX_FADV_SEQUENTIAL);
-        for (uint64_t done = 0; done < size;) {
-                if (agent_cancelled())
-                        return -ECANCELED;
-                size_t n = (size_t)MIN((uint64_t)bs, size - done);
-                int r = pread_full(fd, buf, n, off + done);
-                if (r < 0)
-                        return r;
-                if (!EVP_DigestUpdate(ctx, buf, n))
-                        return -EIO;
-                done += n;
-        }
-        if (!EVP_DigestFinal_ex(ctx, ret, NULL))
-                return -EIO;
-        return 0;
+        return sha256_fd_range(fd, off, size, agent_cancelled, ret);
 }
 
 /* ---- the pipeline ---- */

@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include "hash.h"
 #include "le.h"
 #include "payload.h"
 
@@ -13,7 +14,6 @@
 #define SIGBLOCK_MAGIC "CSIG"
 #define MANIFEST_FLAG_VERITY 0x01u
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free)
 
 
 static inline bool all_zero(const void *data, size_t len) {
@@ -24,9 +24,7 @@ static inline bool all_zero(const void *data, size_t len) {
 }
 
 static inline int sha256(const void *data, size_t len, uint8_t out[SHA256_SIZE]) {
-        if (!EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL))
-                return -EIO;
-        return 0;
+        return sha256_buf(data, len, out);
 }
 
 

@@ -11,10 +11,10 @@
 #include <openssl/sha.h>
 
 #include "fileio.h"
+#include "hash.h"
 #include "hex.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free);
 
 /* The one place OpenSSL's error queue becomes an errno: drop the queue, return err. */

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 
 #include "fileio.h"
+#include "hash.h"
 #include "kvfile.h"
 #include "parse.h"
 
@@ -406,7 +407,6 @@ static bool cache_get(PayloadCache *c, const char *relpath, const struct stat *s
         return false;
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 
 static int hash_fd(int fd, uint64_t size, char sha256_b64[48], char sha1_b64[32]) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c256 = EVP_MD_CTX_new();

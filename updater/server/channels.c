@@ -181,45 +181,12 @@ int channel_load(int reldir_fd, const char *name, Channel *ret) {
  * granularity, leaving the size alone, would look the same to stat (git's "racy" index entries). */
 #define CHANNEL_SETTLE_SEC 2
 
-typedef struct ChannelEntry {
-        bool used;
-        dev_t dev;
-        ino_t ino;
-        off_t size;
-        struct timespec mtime, ctime;
-        uint64_t lru;
-        Channel ch;
-} ChannelEntry;
-
-struct ChannelCache {
-        pthread_mutex_t lock;
-        uint64_t tick;
-        ChannelEntry e[CHANNEL_CACHE_SLOTS];
-};
-
 int channel_cache_new(ChannelCache **ret) {
-        ChannelCache *c = calloc(1, sizeof *c);
-        if (!c)
-                return -ENOMEM;
-        pthread_mutex_init(&c->lock, NULL);
-        *ret = c;
-        return 0;
+        return statcache_new(CHANNEL_CACHE_SLOTS, sizeof(Channel), ret);
 }
 
 void channel_cache_free(ChannelCache *c) {
-        if (!c)
-                return;
-        pthread_mutex_destroy(&c->lock);
-        free(c);
-}
-
-static bool ts_equal(const struct timespec *a, const struct timespec *b) {
-        return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
-}
-
-static bool channel_entry_matches(const ChannelEntry *e, const char *name, const struct stat *st) {
-        return e->used && e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
-               ts_equal(&e->mtime, &st->st_mtim) && ts_equal(&e->ctime, &st->st_ctim) && strcmp(e->ch.name, name) == 0;
+        statcache_free(c);
 }
 
 int channel_load_cached(ChannelCache *c, int reldir_fd, const char *name, Channel *ret) {
@@ -234,15 +201,8 @@ int channel_load_cached(ChannelCache *c, int reldir_fd, const char *name, Channe
         if (!S_ISREG(st.st_mode))
                 return channel_load(reldir_fd, name, ret); /* its error, uncached */
 
-        pthread_mutex_lock(&c->lock);
-        for (size_t i = 0; i < CHANNEL_CACHE_SLOTS; i++)
-                if (channel_entry_matches(&c->e[i], name, &st)) {
-                        c->e[i].lru = ++c->tick;
-                        *ret = c->e[i].ch;
-                        pthread_mutex_unlock(&c->lock);
-                        return 0;
-                }
-        pthread_mutex_unlock(&c->lock);
+        if (statcache_get(c, name, &st, ret))
+                return 0;
 
         /* Read it, then stat the file again: only if nothing changed meanwhile and the last change has
          * settled is the result cached. */
@@ -253,24 +213,9 @@ int channel_load_cached(ChannelCache *c, int reldir_fd, const char *name, Channe
         struct stat st2;
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
-        if (reldir_stat(reldir_fd, path, &st2) >= 0 && S_ISREG(st2.st_mode) &&
-            st2.st_dev == st.st_dev && st2.st_ino == st.st_ino && st2.st_size == st.st_size &&
-            ts_equal(&st2.st_mtim, &st.st_mtim) && ts_equal(&st2.st_ctim, &st.st_ctim) &&
-            st.st_mtim.tv_sec + CHANNEL_SETTLE_SEC <= now.tv_sec && st.st_ctim.tv_sec + CHANNEL_SETTLE_SEC <= now.tv_sec) {
-                pthread_mutex_lock(&c->lock);
-                ChannelEntry *victim = &c->e[0];
-                for (size_t i = 0; i < CHANNEL_CACHE_SLOTS; i++) {
-                        if (!c->e[i].used || strcmp(c->e[i].ch.name, name) == 0) {
-                                victim = &c->e[i];
-                                break;
-                        }
-                        if (c->e[i].lru < victim->lru)
-                                victim = &c->e[i];
-                }
-                *victim = (ChannelEntry){ .used = true, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-                                          .mtime = st.st_mtim, .ctime = st.st_ctim, .lru = ++c->tick, .ch = ch };
-                pthread_mutex_unlock(&c->lock);
-        }
+        if (reldir_stat(reldir_fd, path, &st2) >= 0 && S_ISREG(st2.st_mode) && stat_same_file(&st2, &st) &&
+            st.st_mtim.tv_sec + CHANNEL_SETTLE_SEC <= now.tv_sec && st.st_ctim.tv_sec + CHANNEL_SETTLE_SEC <= now.tv_sec)
+                statcache_put(c, name, &st, &ch);
         *ret = ch;
         return 0;
 }
@@ -355,58 +300,13 @@ unsigned rollout_bucket(const char *channel, const char *version, const char *ma
 
 #define CACHE_SLOTS 64
 
-typedef struct CacheEntry {
-        bool used;
-        dev_t dev;
-        ino_t ino;
-        uint64_t size;
-        int64_t mtime_sec, mtime_nsec;
-        uint64_t lru;
-        PayloadInfo info;
-} CacheEntry;
-
-struct PayloadCache {
-        pthread_mutex_t lock;
-        uint64_t tick;
-        CacheEntry e[CACHE_SLOTS];
-};
-
 int payload_cache_new(PayloadCache **ret) {
-        PayloadCache *c = calloc(1, sizeof *c);
-        if (!c)
-                return -ENOMEM;
-        pthread_mutex_init(&c->lock, NULL);
-        *ret = c;
-        return 0;
+        return statcache_new(CACHE_SLOTS, sizeof(PayloadInfo), ret);
 }
 
 void payload_cache_free(PayloadCache *c) {
-        if (!c)
-                return;
-        pthread_mutex_destroy(&c->lock);
-        free(c);
+        statcache_free(c);
 }
-
-static bool entry_matches(const CacheEntry *e, const char *relpath, const struct stat *st) {
-        return e->used && e->dev == st->st_dev && e->ino == st->st_ino && e->size == (uint64_t)st->st_size &&
-               e->mtime_sec == st->st_mtim.tv_sec && e->mtime_nsec == st->st_mtim.tv_nsec &&
-               strcmp(e->info.relpath, relpath) == 0;
-}
-
-/* Copy the cached info for relpath as st describes it into *ret; false when not cached. */
-static bool cache_get(PayloadCache *c, const char *relpath, const struct stat *st, PayloadInfo *ret) {
-        pthread_mutex_lock(&c->lock);
-        for (size_t i = 0; i < CACHE_SLOTS; i++)
-                if (entry_matches(&c->e[i], relpath, st)) {
-                        c->e[i].lru = ++c->tick;
-                        *ret = c->e[i].info;
-                        pthread_mutex_unlock(&c->lock);
-                        return true;
-                }
-        pthread_mutex_unlock(&c->lock);
-        return false;
-}
-
 
 static int hash_fd(int fd, uint64_t size, char sha256_b64[48], char sha1_b64[32]) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c256 = EVP_MD_CTX_new();
@@ -454,7 +354,7 @@ int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const ch
                 return r == -ELOOP ? -ENOENT : r;
         if (!S_ISREG(st.st_mode))
                 return -ENOENT;
-        if (cache_get(c, info.relpath, &st, ret))
+        if (statcache_get(c, info.relpath, &st, ret))
                 return 0;
 
         _cleanup_close_ int fd = reldir_openat(reldir_fd, path, O_RDONLY | O_NONBLOCK);
@@ -464,7 +364,7 @@ int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const ch
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
                 return -ENOENT;
-        if (cache_get(c, info.relpath, &st, ret))
+        if (statcache_get(c, info.relpath, &st, ret))
                 return 0;
 
         /* Not cached: hash without holding the lock (two threads may both hash; harmless). */
@@ -475,24 +375,9 @@ int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const ch
         struct stat st2;
         if (fstat(fd, &st2) < 0)
                 return negative_errno();
-        if (st2.st_size != st.st_size || st2.st_mtim.tv_sec != st.st_mtim.tv_sec ||
-            st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec)
+        if (!stat_same_file(&st2, &st))
                 return -EAGAIN; /* modified while hashing; a published payload never changes */
-
-        pthread_mutex_lock(&c->lock);
-        CacheEntry *victim = &c->e[0];
-        for (size_t i = 0; i < CACHE_SLOTS; i++) {
-                if (!c->e[i].used) {
-                        victim = &c->e[i];
-                        break;
-                }
-                if (c->e[i].lru < victim->lru)
-                        victim = &c->e[i];
-        }
-        *victim = (CacheEntry){ .used = true, .dev = st.st_dev, .ino = st.st_ino, .size = info.size,
-                                .mtime_sec = st.st_mtim.tv_sec, .mtime_nsec = st.st_mtim.tv_nsec,
-                                .lru = ++c->tick, .info = info };
-        pthread_mutex_unlock(&c->lock);
+        statcache_put(c, info.relpath, &st, &info);
         *ret = info;
         return 0;
 }

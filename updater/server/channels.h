@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "omaha/omaha.h"
+#include "statcache.h"
 
 #define CHANNEL_NAME_MAX 64
 #define CHANNEL_FILE_MAX 4096
@@ -45,7 +46,7 @@ int channel_load(int reldir_fd, const char *name, Channel *ret);
 /* channel_load() behind a cache keyed by the file's (dev, inode, size, mtime, ctime), so an unchanged channel
  * costs one fstatat() per update check. An edit (in place or by rename) is seen on the next call; a file
  * changed in the last 2 seconds is re-read every time. Thread-safe. */
-typedef struct ChannelCache ChannelCache;
+typedef StatCache ChannelCache;
 int channel_cache_new(ChannelCache **ret);
 void channel_cache_free(ChannelCache *c);
 int channel_load_cached(ChannelCache *c, int reldir_fd, const char *name, Channel *ret);
@@ -74,7 +75,7 @@ typedef struct PayloadInfo {
         char sha1_b64[32];    /* base64 SHA-1 of the whole file */
 } PayloadInfo;
 
-typedef struct PayloadCache PayloadCache;
+typedef StatCache PayloadCache;
 int payload_cache_new(PayloadCache **ret);
 void payload_cache_free(PayloadCache *c);
 /* Find the payload for version+board; hashes are computed once per (file, size, mtime) and cached.

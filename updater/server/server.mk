@@ -1,5 +1,5 @@
 # updater/server/server.mk — cairn-server (the Omaha v3 update server), its unit test and the Range fuzzer.
-SERVER_LIB_SRCS = updater/server/channels.c updater/server/db.c updater/server/update.c updater/server/http.c \
+SERVER_LIB_SRCS = updater/server/channels.c updater/server/statcache.c updater/server/db.c updater/server/update.c updater/server/http.c \
 	updater/server/range.c $(OMAHA_LIB_SRCS)
 
 BINS += cairn-server
@@ -7,7 +7,7 @@ cairn-server_SRCS = updater/server/main.c $(SERVER_LIB_SRCS)
 cairn-server_LIBS = -lmicrohttpd -lsqlite3 -lcrypto -lpthread $(OMAHA_LIBS)
 
 UNIT_TESTS += test-omaha
-test-omaha_SRCS = tests/unit/test-omaha.c updater/server/channels.c updater/server/range.c $(OMAHA_LIB_SRCS)
+test-omaha_SRCS = tests/unit/test-omaha.c updater/server/channels.c updater/server/statcache.c updater/server/range.c $(OMAHA_LIB_SRCS)
 test-omaha_LIBS = -lcrypto -lpthread $(OMAHA_LIBS)
 
 FUZZERS += fuzz-range

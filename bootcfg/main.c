@@ -8,6 +8,7 @@
 
 #include "bootcfg.h"
 #include "log.h"
+#include "parse.h"
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -105,8 +106,67 @@ static void print_state(const struct bootcfg_state *s) {
                        s->slot[i].tries, s->slot[i].successful);
 }
 
-int main(int argc, char **argv) {
-        log_init(argv[0]);
+typedef struct Args {
+        struct bootcfg_options o;
+        bool json;
+        unsigned flags; /* BOOTCFG_FORCE */
+        uint64_t size;  /* verify --size */
+        int slot;       /* the verb's slot argument, or -1 */
+        char **args;    /* the verb's arguments */
+} Args;
+
+static int verb_status(struct bootcfg *b, const Args *a, struct bootcfg_state *s) {
+        return print_status(b, a->json);
+}
+static int verb_set_next(struct bootcfg *b, const Args *a, struct bootcfg_state *s) {
+        return bootcfg_set_next(b, a->slot, a->flags, s);
+}
+static int verb_mark_good(struct bootcfg *b, const Args *a, struct bootcfg_state *s) {
+        return bootcfg_mark_good(b, a->slot, s);
+}
+static int verb_mark_bad(struct bootcfg *b, const Args *a, struct bootcfg_state *s) {
+        return bootcfg_mark_bad(b, a->slot, a->flags, s);
+}
+static int verb_rollback(struct bootcfg *b, const Args *a, struct bootcfg_state *s) {
+        return bootcfg_rollback(b, s);
+}
+static int verb_verify(struct bootcfg *b, const Args *a, struct bootcfg_state *s) {
+        int r = bootcfg_verify(b, a->slot, a->args[1], a->size);
+        if (r >= 0)
+                printf("slot %c verified\n", bootcfg_slot_name(a->slot));
+        return r;
+}
+static int verb_unverify(struct bootcfg *b, const Args *a, struct bootcfg_state *s) {
+        return bootcfg_unverify(b, a->slot);
+}
+static int verb_repair(struct bootcfg *b, const Args *a, struct bootcfg_state *s) {
+        int r = bootcfg_repair(b);
+        if (r >= 0)
+                printf("%s\n", r > 0 ? "repaired" : "nothing to repair");
+        return r;
+}
+
+/* Every verb's first argument, if it has one, is a slot. */
+static const struct Verb {
+        const char *name;
+        int min, max;     /* arguments */
+        bool writes;      /* opens the disk for writing */
+        bool lock;        /* takes the disk and state-dir locks (verify/unverify change what set-next trusts) */
+        bool prints_state;
+        int (*run)(struct bootcfg *b, const Args *a, struct bootcfg_state *s);
+} verbs[] = {
+        { "status", 0, 0, false, false, false, verb_status },
+        { "set-next", 1, 1, true, true, true, verb_set_next },
+        { "mark-good", 0, 1, true, true, true, verb_mark_good },
+        { "mark-bad", 1, 1, true, true, true, verb_mark_bad },
+        { "rollback", 0, 0, true, true, true, verb_rollback },
+        { "verify", 2, 2, false, true, false, verb_verify },
+        { "unverify", 1, 1, false, true, false, verb_unverify },
+        { "repair", 0, 0, true, true, false, verb_repair },
+};
+
+/* Options into *a; returns the index of the verb in argv, 0 after --help, or -1 (usage error, said). */
+static int parse_options(int argc, char **argv, Args *a) {
         enum { OPT_DISK = 0x100, OPT_BACKEND, OPT_CMDLINE, OPT_BOOTED, OPT_STATE_DIR, OPT_FORCE, OPT_JSON, OPT_SIZE };
         static const struct option opts[] = {
                 { "disk", required_argument, NULL, OPT_DISK },
@@ -120,127 +180,88 @@ int main(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        struct bootcfg_options o = { .backend = BOOTCFG_BACKEND_GRUBENV, .booted = -1 };
-        bool force = false, json = false;
-        uint64_t size = 0;
         int c;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
                 case OPT_DISK:
-                        o.disk = optarg;
+                        a->o.disk = optarg;
                         break;
                 case OPT_BACKEND:
-                        if (bootcfg_backend_parse(optarg, &o.backend) < 0) {
-                                log_error(-EINVAL, "unknown backend \"%s\" (grubenv or gpt)", optarg);
-                                return 2;
-                        }
+                        if (bootcfg_backend_parse(optarg, &a->o.backend) < 0)
+                                return log_error(-EINVAL, "unknown backend \"%s\" (grubenv or gpt)", optarg), -1;
                         break;
                 case OPT_CMDLINE:
-                        o.cmdline = optarg;
+                        a->o.cmdline = optarg;
                         break;
                 case OPT_BOOTED:
-                        if (parse_slot_arg(optarg, &o.booted) < 0)
-                                return 2;
+                        if (parse_slot_arg(optarg, &a->o.booted) < 0)
+                                return -1;
                         break;
                 case OPT_STATE_DIR:
-                        o.state_dir = optarg;
+                        a->o.state_dir = optarg;
                         break;
                 case OPT_FORCE:
-                        force = true;
+                        a->flags |= BOOTCFG_FORCE;
                         break;
                 case OPT_JSON:
-                        json = true;
+                        a->json = true;
                         break;
-                case OPT_SIZE: {
-                        char *end;
-                        errno = 0;
-                        unsigned long long v = strtoull(optarg, &end, 10);
-                        if (errno || end == optarg || *end || v == 0 || optarg[0] == '-') {
-                                log_error(-EINVAL, "--size \"%s\" is not a positive number of bytes", optarg);
-                                return 2;
-                        }
-                        size = v;
+                case OPT_SIZE:
+                        if (parse_u64_range(optarg, 1, UINT64_MAX, &a->size) < 0)
+                                return log_error(-EINVAL, "--size \"%s\" is not a positive number of bytes", optarg), -1;
                         break;
-                }
                 case 'h':
                         usage(stdout);
                         return 0;
                 default:
                         usage(stderr);
-                        return 2;
+                        return -1;
                 }
         }
         if (optind >= argc) {
                 usage(stderr);
-                return 2;
+                return -1;
         }
-        const char *verb = argv[optind];
-        char **args = argv + optind + 1;
-        int nargs = argc - optind - 1;
-        struct {
-                const char *name;
-                int min, max;
-                bool writes;
-        } verbs[] = {
-                { "status", 0, 0, false }, { "set-next", 1, 1, true }, { "mark-good", 0, 1, true },
-                { "mark-bad", 1, 1, true }, { "rollback", 0, 0, true }, { "verify", 2, 2, false },
-                { "unverify", 1, 1, false }, { "repair", 0, 0, true },
-        };
-        int v = -1;
-        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-                if (strcmp(verbs[i].name, verb) == 0)
-                        v = (int)i;
-        if (v < 0) {
-                log_error(-EINVAL, "unknown verb \"%s\" (see --help)", verb);
+        return optind;
+}
+
+int main(int argc, char **argv) {
+        log_init(argv[0]);
+        Args a = { .o = { .backend = BOOTCFG_BACKEND_GRUBENV, .booted = -1 }, .slot = -1 };
+        int vi = parse_options(argc, argv, &a);
+        if (vi <= 0)
+                return vi == 0 ? 0 : 2;
+        const char *name = argv[vi];
+        a.args = argv + vi + 1;
+        int nargs = argc - vi - 1;
+        const struct Verb *v = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strcmp(verbs[i].name, name) == 0)
+                        v = &verbs[i];
+        if (!v)
+                return log_error(-EINVAL, "unknown verb \"%s\" (see --help)", name), 2;
+        if (nargs < v->min || nargs > v->max)
+                return log_error(-EINVAL, "wrong number of arguments for \"%s\" (see --help)", name), 2;
+        if (nargs >= 1 && parse_slot_arg(a.args[0], &a.slot) < 0)
                 return 2;
-        }
-        if (nargs < verbs[v].min || nargs > verbs[v].max) {
-                log_error(-EINVAL, "wrong number of arguments for \"%s\" (see --help)", verb);
-                return 2;
-        }
-        int slot = -1;
-        if (nargs >= 1 && parse_slot_arg(args[0], &slot) < 0) /* every verb's first argument is a slot */
-                return 2;
-        o.writable = verbs[v].writes;
-        o.lock = strcmp(verb, "status") != 0; /* verify/unverify change what set-next trusts about a slot */
+        a.o.writable = v->writes;
+        a.o.lock = v->lock;
 
         char err[512];
         _cleanup_bootcfg_ struct bootcfg *b = NULL;
-        int r = bootcfg_open(&o, &b, err, sizeof err);
-        if (r < 0) {
-                log_error(r, "%s", err[0] ? err : strerror(-r));
-                return 1;
-        }
+        int r = bootcfg_open(&a.o, &b, err, sizeof err);
+        if (r < 0)
+                return log_error(r, "%s", err[0] ? err : strerror(-r)), 1;
         struct bootcfg_state s;
-        unsigned flags = force ? BOOTCFG_FORCE : 0;
-        if (strcmp(verb, "status") == 0)
-                return print_status(b, json) < 0 ? 1 : 0;
-        if (strcmp(verb, "set-next") == 0)
-                r = bootcfg_set_next(b, slot, flags, &s);
-        else if (strcmp(verb, "mark-good") == 0)
-                r = bootcfg_mark_good(b, slot, &s);
-        else if (strcmp(verb, "mark-bad") == 0)
-                r = bootcfg_mark_bad(b, slot, flags, &s);
-        else if (strcmp(verb, "rollback") == 0)
-                r = bootcfg_rollback(b, &s);
-        else if (strcmp(verb, "verify") == 0) {
-                r = bootcfg_verify(b, slot, args[1], size);
-                if (r >= 0)
-                        printf("slot %c verified\n", bootcfg_slot_name(slot));
-        } else if (strcmp(verb, "unverify") == 0)
-                r = bootcfg_unverify(b, slot);
-        else {
-                r = bootcfg_repair(b);
-                if (r >= 0)
-                        printf("%s\n", r > 0 ? "repaired" : "nothing to repair");
-        }
+        r = v->run(b, &a, &s);
         if (r < 0) {
+                if (v->run == verb_status)
+                        return 1; /* said */
                 const char *e = bootcfg_error(b);
-                log_error(r, "%s: %s", verb, e[0] ? e : strerror(-r));
+                log_error(r, "%s: %s", name, e[0] ? e : strerror(-r));
                 return 1;
         }
-        if (strcmp(verb, "set-next") == 0 || strcmp(verb, "mark-good") == 0 || strcmp(verb, "mark-bad") == 0 ||
-            strcmp(verb, "rollback") == 0)
+        if (v->prints_state)
                 print_state(&s);
         return 0;
 }

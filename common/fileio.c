@@ -13,10 +13,11 @@
 
 #include "macro.h"
 
-int pread_full(int fd, void *buf, size_t n, uint64_t off) {
-        uint8_t *p = buf;
+/* The loop both positional helpers share: retry on EINTR, continue after short transfers, -EIO on a zero one
+ * (end of file for a read; a device that takes nothing for a write). */
+static int positional_full(int fd, uint8_t *p, size_t n, uint64_t off, bool write) {
         while (n > 0) {
-                ssize_t r = pread(fd, p, n, (off_t)off);
+                ssize_t r = write ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -31,22 +32,12 @@ int pread_full(int fd, void *buf, size_t n, uint64_t off) {
         return 0;
 }
 
+int pread_full(int fd, void *buf, size_t n, uint64_t off) {
+        return positional_full(fd, buf, n, off, false);
+}
+
 int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
-        const uint8_t *p = buf;
-        while (n > 0) {
-                ssize_t r = pwrite(fd, p, n, (off_t)off);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (r == 0)
-                        return -EIO;
-                p += r;
-                n -= (size_t)r;
-                off += (uint64_t)r;
-        }
-        return 0;
+        return positional_full(fd, (uint8_t *)(uintptr_t)buf, n, off, true);
 }
 
 ssize_t read_full(int fd, void *buf, size_t n) {

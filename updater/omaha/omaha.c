@@ -8,19 +8,65 @@
 
 #include "parse.h"
 
-typedef struct ParseState {
+/* What both parsers share: the parser and the first reason to stop. Must be the first member of their states,
+ * so the hardening handlers below serve both. */
+typedef struct XmlCore {
         XML_Parser parser;
+        int error; /* our own reason to stop, as -errno */
+} XmlCore;
+
+static void xml_stop(XmlCore *x, int error) {
+        if (!x->error)
+                x->error = error;
+        XML_StopParser(x->parser, XML_FALSE);
+}
+
+/* No DTDs and no entities, ever: they are refused where they start. */
+static void on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
+                       int has_internal_subset) {
+        xml_stop(ud, -EPERM);
+}
+
+static void on_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value, int value_len,
+                      const XML_Char *base, const XML_Char *sysid, const XML_Char *pubid,
+                      const XML_Char *notation) {
+        xml_stop(ud, -EPERM);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(XML_Parser, XML_ParserFree);
+
+/* Parse untrusted[0..len) with expat set up the one hardened way; x is the state's XmlCore (its first member).
+ * Returns the handlers' error, -EBADMSG for malformed XML, else 0. */
+static int xml_parse(const char *untrusted, size_t len, XmlCore *x, XML_StartElementHandler start,
+                     XML_EndElementHandler end) {
+        if (len > OMAHA_MAX_BODY || len > INT_MAX)
+                return -EMSGSIZE;
+        _cleanup_(XML_ParserFreep) XML_Parser p = XML_ParserCreate(NULL);
+        if (!p)
+                return -ENOMEM;
+        x->parser = p;
+        XML_SetUserData(p, x);
+        XML_SetElementHandler(p, start, end);
+        XML_SetStartDoctypeDeclHandler(p, on_doctype);
+        XML_SetEntityDeclHandler(p, on_entity);
+        XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+        enum XML_Status st = XML_Parse(p, untrusted, (int)len, XML_TRUE);
+        x->parser = NULL;
+        if (x->error)
+                return x->error;
+        return st == XML_STATUS_OK ? 0 : -EBADMSG;
+}
+
+typedef struct ParseState {
+        XmlCore x;
         OmahaRequest *req;
         OmahaApp *app;     /* the <app> being parsed, or NULL */
         int depth;
         int elements;
-        int error;         /* our own reason to stop, as -errno */
 } ParseState;
 
 static void stop(ParseState *s, int error) {
-        if (!s->error)
-                s->error = error;
-        XML_StopParser(s->parser, XML_FALSE);
+        xml_stop(&s->x, error);
 }
 
 static int copy_attr(char *dst, const char *src) {
@@ -46,7 +92,7 @@ static int parse_int(const char *s, int *ret) {
 
 static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs) {
         ParseState *s = ud;
-        if (s->error)
+        if (s->x.error)
                 return;
         if (++s->depth > OMAHA_MAX_DEPTH)
                 return stop(s, -ELOOP);
@@ -143,40 +189,16 @@ static void on_end(void *ud, const XML_Char *name) {
         s->depth--;
 }
 
-static void on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
-                       int has_internal_subset) {
-        stop(ud, -EPERM);
-}
-
-static void on_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value, int value_len,
-                      const XML_Char *base, const XML_Char *sysid, const XML_Char *pubid,
-                      const XML_Char *notation) {
-        stop(ud, -EPERM);
-}
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(XML_Parser, XML_ParserFree);
-
 int omaha_request_parse(const char *untrusted, size_t len, OmahaRequest **ret_req) {
         if (len > OMAHA_MAX_BODY)
                 return -EMSGSIZE;
         _cleanup_free_ OmahaRequest *req = calloc(1, sizeof *req);
         if (!req)
                 return -ENOMEM;
-        _cleanup_(XML_ParserFreep) XML_Parser p = XML_ParserCreate(NULL);
-        if (!p)
-                return -ENOMEM;
-        ParseState s = { .parser = p, .req = req };
-        XML_SetUserData(p, &s);
-        XML_SetElementHandler(p, on_start, on_end);
-        XML_SetStartDoctypeDeclHandler(p, on_doctype);
-        XML_SetEntityDeclHandler(p, on_entity);
-        XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
-
-        enum XML_Status st = XML_Parse(p, untrusted, (int)len, XML_TRUE);
-        if (s.error)
-                return s.error;
-        if (st != XML_STATUS_OK)
-                return -EBADMSG;
+        ParseState s = { .req = req };
+        int r = xml_parse(untrusted, len, &s.x, on_start, on_end);
+        if (r < 0)
+                return r;
         if (s.elements == 0)
                 return -EBADMSG;
         *ret_req = TAKE_PTR(req);
@@ -311,20 +333,17 @@ int omaha_response_write(Buf *out, const char *server, long daystart_elapsed, co
 /* ---- response parser (agent side) ---- */
 
 typedef struct RespState {
-        XML_Parser parser;
+        XmlCore x;
         OmahaResponse *resp;
         int depth;
         int elements;
         int apps;        /* <app> elements seen; only the first is read */
         bool in_app, in_uc, in_manifest;
         bool got_package;
-        int error;
 } RespState;
 
 static void rstop(RespState *s, int error) {
-        if (!s->error)
-                s->error = error;
-        XML_StopParser(s->parser, XML_FALSE);
+        xml_stop(&s->x, error);
 }
 
 static const char *find_attr(const XML_Char **attrs, const char *name) {
@@ -347,7 +366,7 @@ static int copy_opt(char *dst, const char *src, size_t max) {
 
 static void on_rstart(void *ud, const XML_Char *name, const XML_Char **attrs) {
         RespState *s = ud;
-        if (s->error)
+        if (s->x.error)
                 return;
         if (++s->depth > OMAHA_MAX_DEPTH)
                 return rstop(s, -ELOOP);
@@ -422,40 +441,16 @@ static void on_rend(void *ud, const XML_Char *name) {
         s->depth--;
 }
 
-static void on_rdoctype(void *ud, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
-                        int has_internal_subset) {
-        rstop(ud, -EPERM);
-}
-
-static void on_rentity(void *ud, const XML_Char *name, int is_param, const XML_Char *value, int value_len,
-                       const XML_Char *base, const XML_Char *sysid, const XML_Char *pubid,
-                       const XML_Char *notation) {
-        rstop(ud, -EPERM);
-}
-
 int omaha_response_parse(const char *untrusted, size_t len, OmahaResponse **ret_resp) {
         if (len > OMAHA_MAX_BODY)
-                return -EMSGSIZE;
-        if (len > INT_MAX)
                 return -EMSGSIZE;
         _cleanup_free_ OmahaResponse *resp = calloc(1, sizeof *resp);
         if (!resp)
                 return -ENOMEM;
-        _cleanup_(XML_ParserFreep) XML_Parser p = XML_ParserCreate(NULL);
-        if (!p)
-                return -ENOMEM;
-        RespState s = { .parser = p, .resp = resp };
-        XML_SetUserData(p, &s);
-        XML_SetElementHandler(p, on_rstart, on_rend);
-        XML_SetStartDoctypeDeclHandler(p, on_rdoctype);
-        XML_SetEntityDeclHandler(p, on_rentity);
-        XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
-
-        enum XML_Status st = XML_Parse(p, untrusted, (int)len, XML_TRUE);
-        if (s.error)
-                return s.error;
-        if (st != XML_STATUS_OK)
-                return -EBADMSG;
+        RespState s = { .resp = resp };
+        int r = xml_parse(untrusted, len, &s.x, on_rstart, on_rend);
+        if (r < 0)
+                return r;
         if (s.apps == 0)
                 return -EBADMSG;
         *ret_resp = TAKE_PTR(resp);

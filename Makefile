@@ -19,6 +19,9 @@ HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT := -O1 -g
+else ifeq ($(SAN),thread)
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+OPT := -O1 -g
 else
 HARDEN_CPPFLAGS := -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
 endif
@@ -33,7 +36,7 @@ COMMON_SRCS :=
 # Every component keeps its rules in <dir>/*.mk (one file per owner of a part).
 include $(sort $(wildcard common/*.mk image/*.mk bootcfg/*.mk updater/*/*.mk tpm/*.mk tests/*.mk))
 
-.PHONY: all clean check check-long image run bench deps unit fuzz-replay
+.PHONY: all clean check check-long image run bench deps unit tsan-unit fuzz-replay
 all: $(addprefix $(BUILD)/bin/,$(BINS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -43,7 +46,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 # The sanitizer runtimes cannot be linked statically: sanitized builds of static tools are dynamic.
-STATIC_FLAG := $(if $(filter 1,$(SAN)),,-static-pie)
+STATIC_FLAG := $(if $(SAN),,-static-pie)
 define bin_rule
 $(BUILD)/bin/$(1): $(call obj,$($(1)_SRCS) $(COMMON_SRCS))
 	@mkdir -p $$(dir $$@)
@@ -59,6 +62,10 @@ endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call test_rule,$(t))))
 
 unit: all $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+
+# The unit tests that run threads, for the ThreadSanitizer build (make SAN=thread BUILD=build/tsan tsan-unit).
+TSAN_TESTS := test-apply test-payload
+tsan-unit: $(addprefix $(BUILD)/tests/,$(TSAN_TESTS))
 
 # libFuzzer targets: built with clang, replayed over their committed corpora by `make check`.
 FUZZ_CC ?= clang
@@ -86,6 +93,7 @@ run:
 check: deps
 	$(MAKE) -j2 all unit
 	$(MAKE) -j2 SAN=1 BUILD=build/asan unit
+	$(MAKE) -j2 SAN=thread BUILD=build/tsan tsan-unit
 	$(MAKE) -j2 fuzz
 	@scripts/build-image.sh
 	@tests/run.sh

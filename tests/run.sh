@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/run.sh — run every test: unit binaries (plain and ASan+UBSan), fuzz corpus replays, and the
+# tests/run.sh — run every test: unit binaries (plain, ASan+UBSan, and ThreadSanitizer for the threaded ones), fuzz corpus replays, and the
 # integration scripts (in parallel, CAIRN_JOBS at a time). Each prints ok/FAIL/skip; the last line is
 # "N passed, N failed, N skipped". Exit status 0 only if nothing failed.
 set -u
@@ -24,16 +24,18 @@ record() { # name rc seconds
 
 selected() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
 
-# 1. Unit tests, plain then sanitized.
-for dir in build/tests build/asan/tests; do
+# 1. Unit tests, plain then sanitized (ASan+UBSan: all; ThreadSanitizer: the threaded ones).
+for dir in build/tests build/asan/tests build/tsan/tests; do
         [ -d $dir ] || continue
         for t in $dir/test-*; do
                 [ -x "$t" ] || continue
-                name=unit/$(basename "$t")$([ $dir = build/asan/tests ] && echo .asan)
+                case $dir in build/asan/*) suffix=.asan ;; build/tsan/*) suffix=.tsan ;; *) suffix= ;; esac
+                name=unit/$(basename "$t")$suffix
                 selected "$name" || continue
                 log=$LOGDIR/${name//\//_}.log
                 start=$SECONDS
-                ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 timeout 600 "$t" >"$log" 2>&1
+                ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1 \
+                        timeout 600 "$t" >"$log" 2>&1
                 rc=$?
                 mv "$log" "$LOGDIR/$name.log" 2>/dev/null || { mkdir -p "$(dirname "$LOGDIR/$name")"; mv "$log" "$LOGDIR/$name.log"; }
                 record "$name" $rc $((SECONDS - start))

@@ -18,3 +18,9 @@ test-agent_LIBS = $(AGENT_LIBS)
 FUZZERS += fuzz-omaha-response
 fuzz-omaha-response_SRCS = tests/fuzz/fuzz-omaha-response.c updater/agent/omaha-client.c $(OMAHA_LIB_SRCS)
 fuzz-omaha-response_LIBS = $(OMAHA_LIBS)
+
+# The streaming apply pipeline end to end (a payload over HTTP from a server thread into a disk file); also
+# built with ThreadSanitizer by `make check` (SAN=thread).
+UNIT_TESTS += test-apply
+test-apply_SRCS = tests/unit/test-apply.c $(AGENT_LIB_SRCS)
+test-apply_LIBS = $(AGENT_LIBS)

@@ -161,9 +161,13 @@ typedef struct Pipeline {
         int verify_error;
 } Pipeline;
 
-/* The first failure wins: its text, and its update_engine code (ec 0: keep AGENT_EC_ERROR unless set). */
+/* The first failure wins: its text, and its update_engine code (ec 0: keep AGENT_EC_ERROR unless set). Called
+ * from the worker threads, the read-back thread and the producer alike, so the check and the write are one step
+ * under error_lock (the readers look at a->error only after the threads are joined). */
+static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
 static int apply_failc(AgentApply *a, int ec, int r, const char *fmt, ...) _printf_(4, 5);
 static int apply_failc(AgentApply *a, int ec, int r, const char *fmt, ...) {
+        pthread_mutex_lock(&error_lock);
         if (!a->error[0]) {
                 a->errcode = ec ? ec : AGENT_EC_ERROR;
                 va_list ap;
@@ -171,6 +175,7 @@ static int apply_failc(AgentApply *a, int ec, int r, const char *fmt, ...) {
                 vsnprintf(a->error, sizeof a->error, fmt, ap);
                 va_end(ap);
         }
+        pthread_mutex_unlock(&error_lock);
         return r;
 }
 #define apply_fail(a, r, ...) apply_failc(a, 0, r, __VA_ARGS__)

@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "gpt.h"
 #include "log.h"
+#include "parse.h"
 #include "macro.h"
 
 #define MAX_PARTS 128
@@ -106,12 +107,8 @@ static int parse_part(const char *spec, struct part *p) {
                         *c = 0;
                 rest = c ? c + 1 : NULL;
         }
-        char *end;
-        errno = 0;
-        unsigned long n = strtoul(f[0], &end, 10);
-        if (errno || *end || !*f[0] || n < 1 || n > GPT_DEFAULT_ENTRIES)
+        if (parse_unsigned_range(f[0], 1, GPT_DEFAULT_ENTRIES, &p->num) < 0)
                 return log_error(-EINVAL, "--part: partition number \"%s\" must be 1..%u", f[0], GPT_DEFAULT_ENTRIES);
-        p->num = (unsigned)n;
         uint8_t probe[GPT_ENTRY_SIZE] = { 0 };
         if (!*f[1] || gpt_entry_set_name(probe, f[1]) < 0)
                 return log_error(-EINVAL, "--part %u: label \"%s\" must be 1..36 UTF-16 units of valid UTF-8", p->num, f[1]);
@@ -227,24 +224,9 @@ static int layout(struct options *o, struct gpt_table *t) {
         return 0;
 }
 
-static int run(struct options *o) {
+/* The partition entries from the options; *ret_bios_idx: the index of the BIOS boot partition, or -1. */
+static int fill_entries(struct options *o, struct gpt_table *t, int *ret_bios_idx) {
         int r;
-        if (o->size % GPT_SECTOR_SIZE)
-                return log_error(-EINVAL, "--size %s is not a multiple of 512 bytes", o->size_arg);
-        uint64_t sectors = o->size / GPT_SECTOR_SIZE;
-
-        struct gpt_guid disk_guid;
-        r = disk_guid_derive(o->seed, "disk", &disk_guid);
-        if (r < 0)
-                return log_error_errno(r, "Failed to derive the disk GUID");
-        _cleanup_gpt_ struct gpt_table *t = NULL;
-        r = gpt_new(sectors, &disk_guid, &t);
-        if (r < 0)
-                return log_error(r, "--size %s is too small for a GPT disk", o->size_arg);
-        r = layout(o, t);
-        if (r < 0)
-                return r;
-
         int bios_idx = -1;
         for (unsigned i = 0; i < o->n_parts; i++) {
                 struct part *p = &o->parts[i];
@@ -269,7 +251,13 @@ static int run(struct options *o) {
                 }
         }
 
-        /* Boot code, read and checked before anything is written. */
+        *ret_bios_idx = bios_idx;
+        return 0;
+}
+
+/* GRUB's boot.img and core.img for BIOS boot, read and checked before anything is written. */
+static int read_boot_code(const struct options *o, int bios_idx, char **ret_boot, char **ret_core, size_t *ret_core_len) {
+        int r;
         _cleanup_free_ char *boot = NULL, *core = NULL;
         size_t boot_len = 0, core_len = 0;
         if (!!o->boot_code != !!o->core)
@@ -286,12 +274,73 @@ static int run(struct options *o) {
                         return log_error(-EFBIG, "Core image \"%s\" is larger than GRUB allows (0xFFFF sectors)", o->core);
                 if (r < 0)
                         return log_error_errno(r, "Cannot read core image \"%s\"", o->core);
-                struct part *bp = &o->parts[bios_idx];
+                const struct part *bp = &o->parts[bios_idx];
                 uint64_t room = (bp->last - bp->first + 1) * GPT_SECTOR_SIZE;
                 if (ALIGN_UP((uint64_t)core_len, GPT_SECTOR_SIZE) > room)
                         return log_error(-EFBIG, "Core image \"%s\" (%zu bytes) does not fit partition %u \"%s\" (%" PRIu64 " bytes)",
                                          o->core, core_len, bp->num, bp->label, room);
         }
+
+        *ret_boot = TAKE_PTR(boot);
+        *ret_core = TAKE_PTR(core);
+        *ret_core_len = core_len;
+        return 0;
+}
+
+/* The protective MBR, with GRUB's boot code and core image in the BIOS boot partition when given. */
+static int write_mbr_and_core(const struct options *o, int fd, const char *path, uint64_t sectors, int bios_idx,
+                              const char *boot, const char *core, size_t core_len) {
+        int r;
+        uint8_t mbr[GPT_SECTOR_SIZE];
+        gpt_pmbr_build(mbr, sectors, NULL);
+        if (o->boot_code) {
+                const struct part *bp = &o->parts[bios_idx];
+                size_t padded = ALIGN_UP(core_len, GPT_SECTOR_SIZE);
+                _cleanup_free_ uint8_t *img = calloc(1, padded);
+                if (!img)
+                        return log_error(-ENOMEM, "Out of memory");
+                memcpy(img, core, core_len);
+                r = disk_bios_patch(mbr, (const uint8_t *)boot, img, core_len, bp->first);
+                if (r < 0)
+                        return log_error(r, "\"%s\" / \"%s\" are not a GRUB i386-pc boot.img / core.img pair", o->boot_code,
+                                         o->core);
+                r = pwrite_full(fd, img, padded, bp->first * GPT_SECTOR_SIZE);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot write \"%s\"", path);
+        }
+        r = pwrite_full(fd, mbr, sizeof mbr, 0);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write \"%s\"", path);
+        return 0;
+}
+
+static int run(struct options *o) {
+        int r;
+        if (o->size % GPT_SECTOR_SIZE)
+                return log_error(-EINVAL, "--size %s is not a multiple of 512 bytes", o->size_arg);
+        uint64_t sectors = o->size / GPT_SECTOR_SIZE;
+
+        struct gpt_guid disk_guid;
+        r = disk_guid_derive(o->seed, "disk", &disk_guid);
+        if (r < 0)
+                return log_error_errno(r, "Failed to derive the disk GUID");
+        _cleanup_gpt_ struct gpt_table *t = NULL;
+        r = gpt_new(sectors, &disk_guid, &t);
+        if (r < 0)
+                return log_error(r, "--size %s is too small for a GPT disk", o->size_arg);
+        r = layout(o, t);
+        if (r < 0)
+                return r;
+
+        int bios_idx = -1;
+        r = fill_entries(o, t, &bios_idx);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *boot = NULL, *core = NULL;
+        size_t core_len = 0;
+        r = read_boot_code(o, bios_idx, &boot, &core, &core_len);
+        if (r < 0)
+                return r;
 
         /* Temp file beside OUT, removed on any failure. */
         _cleanup_(tmpfile_done) struct tmpfile tmp = { 0 };
@@ -321,26 +370,9 @@ static int run(struct options *o) {
                         return log_error_errno(r, "Cannot copy \"%s\" into partition %u \"%s\"", p->file, p->num, p->label);
         }
 
-        uint8_t mbr[GPT_SECTOR_SIZE];
-        gpt_pmbr_build(mbr, sectors, NULL);
-        if (o->boot_code) {
-                struct part *bp = &o->parts[bios_idx];
-                size_t padded = ALIGN_UP(core_len, GPT_SECTOR_SIZE);
-                _cleanup_free_ uint8_t *img = calloc(1, padded);
-                if (!img)
-                        return log_error(-ENOMEM, "Out of memory");
-                memcpy(img, core, core_len);
-                r = disk_bios_patch(mbr, (const uint8_t *)boot, img, core_len, bp->first);
-                if (r < 0)
-                        return log_error(r, "\"%s\" / \"%s\" are not a GRUB i386-pc boot.img / core.img pair", o->boot_code,
-                                         o->core);
-                r = pwrite_full(fd, img, padded, bp->first * GPT_SECTOR_SIZE);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot write \"%s\"", tmp.path);
-        }
-        r = pwrite_full(fd, mbr, sizeof mbr, 0);
+        r = write_mbr_and_core(o, fd, tmp.path, sectors, bios_idx, boot, core, core_len);
         if (r < 0)
-                return log_error_errno(r, "Cannot write \"%s\"", tmp.path);
+                return r;
         r = gpt_write(fd, t, NULL);
         if (r < 0)
                 return log_error_errno(r, "Cannot write the GPT to \"%s\"", tmp.path);

@@ -25,22 +25,6 @@ const char *recipe_op_type_to_string(enum recipe_op_type t) {
 }
 
 /* Directive table: fixed positional argument counts (min..max) and which key=value options it takes. */
-struct directive {
-        const char *name;
-        enum recipe_op_type type;
-        unsigned min_args, max_args;
-        bool kv; /* accepts mode= uid= gid= */
-};
-static const struct directive directives[] = {
-        { "deb", RECIPE_DEB, 1, 1, false },         { "tar", RECIPE_TAR, 1, 1, false },
-        { "dir", RECIPE_DIR, 1, 2, false },         { "exclude", RECIPE_EXCLUDE, 1, 1, false },
-        { "include", RECIPE_INCLUDE, 1, 1, false }, { "mkdir", RECIPE_MKDIR, 1, 1, true },
-        { "file", RECIPE_FILE, 2, 2, true },        { "write", RECIPE_WRITE, 2, 2, true },
-        { "symlink", RECIPE_SYMLINK, 2, 2, false }, { "hardlink", RECIPE_HARDLINK, 2, 2, false },
-        { "attr", RECIPE_ATTR, 1, 1, true },        { "xattr", RECIPE_XATTR, 3, 3, false },
-        { "rm", RECIPE_RM, 1, 1, false },
-};
-
 static int fail(struct recipe_error *err, unsigned line, const char *fmt, ...) _printf_(3, 4);
 static int fail(struct recipe_error *err, unsigned line, const char *fmt, ...) {
         va_list ap;
@@ -234,23 +218,180 @@ static bool has_glob_chars(const char *s) {
 }
 
 /* Parse one tokenised directive into op. */
-static int parse_directive(struct buf *tok, size_t ntok, unsigned lineno, const char *base_dir, struct recipe_op *op,
-                           struct recipe_error *err) {
-        const struct directive *d = NULL;
-        for (size_t i = 0; i < ELEMENTSOF(directives); i++)
-                if (strcmp(tok[0].p, directives[i].name) == 0)
-                        d = &directives[i];
-        if (!d)
-                return fail(err, lineno, "unknown directive \"%.64s\"", tok[0].p);
+/* What a directive's handler gets: the tokens (tok[0] the directive), how many are positional, the line. */
+typedef struct DirectiveCtx {
+        struct buf *tok;
+        size_t npos;
+        unsigned line;
+        const char *base_dir;
+        const char *name;
+        struct recipe_op *op;
+        struct recipe_error *err;
+} DirectiveCtx;
 
-        /* positional arguments first, then key=value options */
-        size_t npos = 0;
-        while (1 + npos < ntok && (npos < d->min_args || (!d->kv || !strchr(tok[1 + npos].p, '=') || tok[1 + npos].quoted)) &&
-               npos < d->max_args)
-                npos++;
-        if (npos < d->min_args)
-                return fail(err, lineno, "%s: missing argument (needs %u)", d->name, d->min_args);
-        for (size_t i = 1 + npos; i < ntok; i++) {
+static int dir_deb(const DirectiveCtx *c) {
+        _cleanup_free_ char *pattern = resolve_host_path(c->base_dir, c->tok[1].p);
+        if (!pattern)
+                return -ENOMEM;
+        glob_t g = { 0 };
+        int gr = glob(pattern, GLOB_NOSORT, NULL, &g);
+        int r = 0;
+        struct stat st;
+        if (gr == GLOB_NOMATCH || (gr == 0 && g.gl_pathc == 0))
+                r = fail(c->err, c->line, "deb: '%s' matches no file", pattern);
+        else if (gr != 0)
+                r = fail(c->err, c->line, "deb: cannot expand '%s'", pattern);
+        else if (g.gl_pathc > 1)
+                r = fail(c->err, c->line, "deb: '%s' matches %zu files ('%s', '%s', ...); it must match exactly one",
+                         pattern, (size_t)g.gl_pathc, g.gl_pathv[0], g.gl_pathv[1]);
+        /* glob() without magic characters returns the pattern even if the file is missing */
+        else if (!has_glob_chars(pattern) && stat(pattern, &st) < 0)
+                r = fail(c->err, c->line, "deb: '%s': %s", pattern, strerror(errno));
+        else if (!(c->op->src = strdup(g.gl_pathv[0])))
+                r = -ENOMEM;
+        globfree(&g);
+        return r;
+}
+
+/* tar SRC, dir SRC [DEST]: a host path (relative to the recipe) of the right kind. */
+static int dir_tree(const DirectiveCtx *c) {
+        struct recipe_op *op = c->op;
+        const char *dest = c->npos >= 2 ? c->tok[2].p : NULL;
+        struct stat st;
+        op->src = resolve_host_path(c->base_dir, c->tok[1].p);
+        if (!op->src)
+                return -ENOMEM;
+        if (stat(op->src, &st) < 0)
+                return fail(c->err, c->line, "%s: '%s': %s", c->name, op->src, strerror(errno));
+        if (op->type == RECIPE_DIR && !S_ISDIR(st.st_mode))
+                return fail(c->err, c->line, "dir: '%s' is not a directory", op->src);
+        if (op->type == RECIPE_TAR && S_ISDIR(st.st_mode))
+                return fail(c->err, c->line, "tar: '%s' is a directory", op->src);
+        if (dest && !image_path_ok(dest))
+                return fail(c->err, c->line, "dir: bad destination \"%.64s\" (empty or has '..')", dest);
+        op->dest = strdup(dest ? dest : "/");
+        return op->dest ? 0 : -ENOMEM;
+}
+
+/* exclude/include PATTERN */
+static int dir_pattern(const DirectiveCtx *c) {
+        if (!*c->tok[1].p)
+                return fail(c->err, c->line, "%s: empty pattern", c->name);
+        c->op->dest = strdup(c->tok[1].p);
+        return c->op->dest ? 0 : -ENOMEM;
+}
+
+/* The image path every other directive starts with. */
+static int dest_path(const DirectiveCtx *c) {
+        if (!image_path_ok(c->tok[1].p))
+                return fail(c->err, c->line, "%s: bad path \"%.64s\" (empty or has '..')", c->name, c->tok[1].p);
+        c->op->dest = strdup(c->tok[1].p);
+        return c->op->dest ? 0 : -ENOMEM;
+}
+
+/* mkdir PATH, attr PATH, rm PATH */
+static int dir_path(const DirectiveCtx *c) {
+        return dest_path(c);
+}
+
+/* file PATH SRC */
+static int dir_file(const DirectiveCtx *c) {
+        struct stat st;
+        c->op->src = resolve_host_path(c->base_dir, c->tok[2].p);
+        if (!c->op->src)
+                return -ENOMEM;
+        if (stat(c->op->src, &st) < 0)
+                return fail(c->err, c->line, "file: '%s': %s", c->op->src, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return fail(c->err, c->line, "file: '%s' is not a regular file", c->op->src);
+        return dest_path(c);
+}
+
+/* write PATH CONTENT */
+static int dir_write(const DirectiveCtx *c) {
+        int r = dest_path(c);
+        if (r < 0)
+                return r;
+        if (c->tok[2].len > RECIPE_MAX_VALUE)
+                return fail(c->err, c->line, "write: content longer than %d bytes", RECIPE_MAX_VALUE);
+        c->op->data = malloc(c->tok[2].len + 1);
+        if (!c->op->data)
+                return -ENOMEM;
+        memcpy(c->op->data, c->tok[2].p, c->tok[2].len + 1);
+        c->op->data_len = c->tok[2].len;
+        return 0;
+}
+
+/* symlink PATH TARGET */
+static int dir_symlink(const DirectiveCtx *c) {
+        int r = dest_path(c);
+        if (r < 0)
+                return r;
+        const char *target = c->tok[2].p;
+        if (!*target || strlen(target) >= 4096)
+                return fail(c->err, c->line, "symlink: target must be 1..4095 bytes");
+        c->op->arg = strdup(target);
+        return c->op->arg ? 0 : -ENOMEM;
+}
+
+/* hardlink PATH EXISTING */
+static int dir_hardlink(const DirectiveCtx *c) {
+        int r = dest_path(c);
+        if (r < 0)
+                return r;
+        if (!image_path_ok(c->tok[2].p))
+                return fail(c->err, c->line, "hardlink: bad existing path \"%.64s\"", c->tok[2].p);
+        c->op->arg = strdup(c->tok[2].p);
+        return c->op->arg ? 0 : -ENOMEM;
+}
+
+/* xattr PATH NAME HEX */
+static int dir_xattr(const DirectiveCtx *c) {
+        int r = dest_path(c);
+        if (r < 0)
+                return r;
+        const char *name = c->tok[2].p;
+        if (strncmp(name, "security.", 9) != 0 && strncmp(name, "user.", 5) != 0 && strncmp(name, "trusted.", 8) != 0)
+                return fail(c->err, c->line, "xattr: name \"%.64s\" must start with security., user. or trusted.", name);
+        if (strlen(name) > 255)
+                return fail(c->err, c->line, "xattr: name too long");
+        c->op->arg = strdup(name);
+        if (!c->op->arg)
+                return -ENOMEM;
+        r = hex_value(c->tok[3].p, &c->op->data, &c->op->data_len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return fail(c->err, c->line, "xattr: bad hex value \"%.64s\"", c->tok[3].p);
+        return 0;
+}
+
+static const struct directive {
+        const char *name;
+        enum recipe_op_type type;
+        unsigned min_args, max_args;
+        bool kv; /* accepts mode= uid= gid= */
+        int (*parse)(const DirectiveCtx *c);
+} directives[] = {
+        { "deb", RECIPE_DEB, 1, 1, false, dir_deb },
+        { "tar", RECIPE_TAR, 1, 1, false, dir_tree },
+        { "dir", RECIPE_DIR, 1, 2, false, dir_tree },
+        { "exclude", RECIPE_EXCLUDE, 1, 1, false, dir_pattern },
+        { "include", RECIPE_INCLUDE, 1, 1, false, dir_pattern },
+        { "mkdir", RECIPE_MKDIR, 1, 1, true, dir_path },
+        { "file", RECIPE_FILE, 2, 2, true, dir_file },
+        { "write", RECIPE_WRITE, 2, 2, true, dir_write },
+        { "symlink", RECIPE_SYMLINK, 2, 2, false, dir_symlink },
+        { "hardlink", RECIPE_HARDLINK, 2, 2, false, dir_hardlink },
+        { "attr", RECIPE_ATTR, 1, 1, true, dir_path },
+        { "xattr", RECIPE_XATTR, 3, 3, false, dir_xattr },
+        { "rm", RECIPE_RM, 1, 1, false, dir_path },
+};
+
+/* The mode=, uid= and gid= options after a directive's positional arguments. */
+static int parse_kv_options(const struct directive *d, struct buf *tok, size_t first, size_t ntok, unsigned lineno,
+                            struct recipe_op *op, struct recipe_error *err) {
+        for (size_t i = first; i < ntok; i++) {
                 const char *kv = tok[i].p;
                 if (!d->kv)
                         return fail(err, lineno, "%s: unexpected argument \"%.64s\"", d->name, kv);
@@ -275,125 +416,33 @@ static int parse_directive(struct buf *tok, size_t ntok, unsigned lineno, const 
         }
         if (d->type == RECIPE_ATTR && !op->has_mode && !op->has_uid && !op->has_gid)
                 return fail(err, lineno, "attr: nothing to change (give mode=, uid= or gid=)");
+        return 0;
+}
 
+static int parse_directive(struct buf *tok, size_t ntok, unsigned lineno, const char *base_dir, struct recipe_op *op,
+                           struct recipe_error *err) {
+        const struct directive *d = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(directives); i++)
+                if (strcmp(tok[0].p, directives[i].name) == 0)
+                        d = &directives[i];
+        if (!d)
+                return fail(err, lineno, "unknown directive \"%.64s\"", tok[0].p);
+
+        /* positional arguments first, then key=value options */
+        size_t npos = 0;
+        while (1 + npos < ntok && (npos < d->min_args || (!d->kv || !strchr(tok[1 + npos].p, '=') || tok[1 + npos].quoted)) &&
+               npos < d->max_args)
+                npos++;
+        if (npos < d->min_args)
+                return fail(err, lineno, "%s: missing argument (needs %u)", d->name, d->min_args);
+        int r = parse_kv_options(d, tok, 1 + npos, ntok, lineno, op, err);
+        if (r < 0)
+                return r;
         op->type = d->type;
         op->line = lineno;
-        const char *a1 = tok[1].p, *a2 = npos >= 2 ? tok[2].p : NULL;
-        struct stat st;
-        switch (d->type) {
-        case RECIPE_DEB: {
-                _cleanup_free_ char *pattern = resolve_host_path(base_dir, a1);
-                if (!pattern)
-                        return -ENOMEM;
-                glob_t g = { 0 };
-                int gr = glob(pattern, GLOB_NOSORT, NULL, &g);
-                if (gr == GLOB_NOMATCH || (gr == 0 && g.gl_pathc == 0)) {
-                        globfree(&g);
-                        return fail(err, lineno, "deb: '%s' matches no file", pattern);
-                }
-                if (gr != 0) {
-                        globfree(&g);
-                        return fail(err, lineno, "deb: cannot expand '%s'", pattern);
-                }
-                if (g.gl_pathc > 1) {
-                        int r = fail(err, lineno, "deb: '%s' matches %zu files ('%s', '%s', ...); it must match exactly one",
-                                     pattern, (size_t)g.gl_pathc, g.gl_pathv[0], g.gl_pathv[1]);
-                        globfree(&g);
-                        return r;
-                }
-                /* glob() without magic characters returns the pattern even if the file is missing */
-                if (!has_glob_chars(pattern) && stat(pattern, &st) < 0) {
-                        globfree(&g);
-                        return fail(err, lineno, "deb: '%s': %s", pattern, strerror(errno));
-                }
-                op->src = strdup(g.gl_pathv[0]);
-                globfree(&g);
-                if (!op->src)
-                        return -ENOMEM;
-                break;
-        }
-        case RECIPE_TAR:
-        case RECIPE_DIR:
-                op->src = resolve_host_path(base_dir, a1);
-                if (!op->src)
-                        return -ENOMEM;
-                if (stat(op->src, &st) < 0)
-                        return fail(err, lineno, "%s: '%s': %s", d->name, op->src, strerror(errno));
-                if (d->type == RECIPE_DIR && !S_ISDIR(st.st_mode))
-                        return fail(err, lineno, "dir: '%s' is not a directory", op->src);
-                if (d->type == RECIPE_TAR && S_ISDIR(st.st_mode))
-                        return fail(err, lineno, "tar: '%s' is a directory", op->src);
-                if (a2 && !image_path_ok(a2))
-                        return fail(err, lineno, "dir: bad destination \"%.64s\" (empty or has '..')", a2);
-                op->dest = strdup(a2 ? a2 : "/");
-                if (!op->dest)
-                        return -ENOMEM;
-                break;
-        case RECIPE_EXCLUDE:
-        case RECIPE_INCLUDE:
-                if (!*a1)
-                        return fail(err, lineno, "%s: empty pattern", d->name);
-                op->dest = strdup(a1);
-                if (!op->dest)
-                        return -ENOMEM;
-                break;
-        case RECIPE_FILE:
-                op->src = resolve_host_path(base_dir, a2);
-                if (!op->src)
-                        return -ENOMEM;
-                if (stat(op->src, &st) < 0)
-                        return fail(err, lineno, "file: '%s': %s", op->src, strerror(errno));
-                if (!S_ISREG(st.st_mode))
-                        return fail(err, lineno, "file: '%s' is not a regular file", op->src);
-                __attribute__((fallthrough));
-        default:
-                if (!image_path_ok(a1))
-                        return fail(err, lineno, "%s: bad path \"%.64s\" (empty or has '..')", d->name, a1);
-                op->dest = strdup(a1);
-                if (!op->dest)
-                        return -ENOMEM;
-                break;
-        }
-
-        switch (d->type) {
-        case RECIPE_WRITE:
-                if (tok[2].len > RECIPE_MAX_VALUE)
-                        return fail(err, lineno, "write: content longer than %d bytes", RECIPE_MAX_VALUE);
-                op->data = malloc(tok[2].len + 1);
-                if (!op->data)
-                        return -ENOMEM;
-                memcpy(op->data, tok[2].p, tok[2].len + 1);
-                op->data_len = tok[2].len;
-                break;
-        case RECIPE_SYMLINK:
-                if (!*a2 || strlen(a2) >= 4096)
-                        return fail(err, lineno, "symlink: target must be 1..4095 bytes");
-                op->arg = strdup(a2);
-                break;
-        case RECIPE_HARDLINK:
-                if (!image_path_ok(a2))
-                        return fail(err, lineno, "hardlink: bad existing path \"%.64s\"", a2);
-                op->arg = strdup(a2);
-                break;
-        case RECIPE_XATTR: {
-                if (strncmp(a2, "security.", 9) != 0 && strncmp(a2, "user.", 5) != 0 && strncmp(a2, "trusted.", 8) != 0)
-                        return fail(err, lineno, "xattr: name \"%.64s\" must start with security., user. or trusted.", a2);
-                if (strlen(a2) > 255)
-                        return fail(err, lineno, "xattr: name too long");
-                op->arg = strdup(a2);
-                int r = hex_value(tok[3].p, &op->data, &op->data_len);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0)
-                        return fail(err, lineno, "xattr: bad hex value \"%.64s\"", tok[3].p);
-                break;
-        }
-        default:
-                break;
-        }
-        if ((d->type == RECIPE_SYMLINK || d->type == RECIPE_HARDLINK || d->type == RECIPE_XATTR) && !op->arg)
-                return -ENOMEM;
-        return 0;
+        DirectiveCtx c = { .tok = tok, .npos = npos, .line = lineno, .base_dir = base_dir, .name = d->name, .op = op,
+                           .err = err };
+        return d->parse(&c);
 }
 
 int recipe_parse(const char *text, size_t len, const char *base_dir, char *const *vars, size_t n_vars,

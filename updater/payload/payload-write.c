@@ -168,13 +168,9 @@ static int options_check(const PayloadBuildOptions *o, uint32_t cs) {
         return 0;
 }
 
-int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint64_t *ret_size) {
-        uint32_t cs = o->chunk_size ? o->chunk_size : PAYLOAD_CHUNK_SIZE_DEFAULT;
-        int r = options_check(o, cs);
-        if (r < 0)
-                return r;
-
-        uint8_t key_ids[PAYLOAD_SIGNATURES_MAX][CAIRN_KEY_ID_SIZE];
+/* The key ids of the signing keys; -ENOTUNIQ when one key is given twice. */
+static int signing_key_ids(const PayloadBuildOptions *o, uint8_t key_ids[][CAIRN_KEY_ID_SIZE]) {
+        int r;
         for (size_t i = 0; i < o->n_keys; i++) {
                 r = key_id(o->keys[i], key_ids[i]);
                 if (r < 0)
@@ -183,6 +179,84 @@ int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint6
                         if (memcmp(key_ids[k], key_ids[i], CAIRN_KEY_ID_SIZE) == 0)
                                 return -ENOTUNIQ;
         }
+
+        return 0;
+}
+
+/* The writer: take the chunks in order from the workers, hash the image, append the stored bytes at *at. */
+static int write_chunks(Job *j, int out_fd, EVP_MD_CTX *ctx, PayloadChunk *chunks, uint64_t *at_io) {
+        Slot *slots = j->slots;
+        uint64_t at = *at_io;
+        int r = 0;
+        for (uint32_t i = 0; i < j->count; i++) {
+                Slot *s = &slots[i % j->window];
+                pthread_mutex_lock(&j->mu);
+                while (!s->done && !j->err)
+                        pthread_cond_wait(&j->cv, &j->mu);
+                r = j->err;
+                pthread_mutex_unlock(&j->mu);
+                if (r < 0)
+                        break;
+                if (!EVP_DigestUpdate(ctx, s->raw, s->raw_len))
+                        r = -EIO;
+                if (r >= 0 && s->out_len > 0)
+                        r = pwrite_full(out_fd, s->method == PAYLOAD_METHOD_NONE ? s->raw : s->out, s->out_len, at);
+                chunks[i] = (PayloadChunk){
+                        .offset = at, .stored_len = (uint32_t)s->out_len, .raw_len = s->raw_len, .method = s->method};
+                memcpy(chunks[i].sha256, s->sha256, SHA256_SIZE);
+                at += s->out_len;
+                pthread_mutex_lock(&j->mu);
+                if (r < 0 && !j->err)
+                        j->err = r;
+                s->done = false;
+                j->written = i + 1;
+                pthread_cond_broadcast(&j->cv);
+                pthread_mutex_unlock(&j->mu);
+                if (r < 0)
+                        break;
+        }
+        *at_io = at;
+        return r;
+}
+
+/* Header, manifest and signature block at the start of the file (the chunks are already behind them). */
+static int write_prefix(const PayloadBuildOptions *o, uint8_t key_ids[][CAIRN_KEY_ID_SIZE], const uint8_t *manifest,
+                        uint32_t mlen, uint32_t slen, int out_fd) {
+        int r;
+        uint8_t head[PAYLOAD_HEADER_SIZE + PAYLOAD_SIGBLOCK_MAX] = {};
+        memcpy(head, PAYLOAD_MAGIC, 8);
+        put_le32(head + 8, PAYLOAD_FORMAT_VERSION);
+        put_le32(head + 12, PAYLOAD_HEADER_SIZE);
+        put_le32(head + 16, mlen);
+        put_le32(head + 20, slen);
+        uint8_t *sb = head + PAYLOAD_HEADER_SIZE;
+        memcpy(sb, SIGBLOCK_MAGIC, 4);
+        put_le32(sb + 4, (uint32_t)o->n_keys);
+        for (size_t i = 0; i < o->n_keys; i++) {
+                uint8_t *e = sb + PAYLOAD_SIGBLOCK_FIXED_SIZE + i * PAYLOAD_SIG_ENTRY_SIZE;
+                memcpy(e, key_ids[i], CAIRN_KEY_ID_SIZE);
+                r = sign_ed25519(o->keys[i], manifest, mlen, e + CAIRN_KEY_ID_SIZE);
+                if (r < 0)
+                        return r;
+        }
+        r = pwrite_full(out_fd, head, PAYLOAD_HEADER_SIZE, 0);
+        if (r >= 0)
+                r = pwrite_full(out_fd, manifest, mlen, PAYLOAD_HEADER_SIZE);
+        if (r >= 0)
+                r = pwrite_full(out_fd, sb, slen, PAYLOAD_HEADER_SIZE + mlen);
+        return r;
+}
+
+int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint64_t *ret_size) {
+        uint32_t cs = o->chunk_size ? o->chunk_size : PAYLOAD_CHUNK_SIZE_DEFAULT;
+        int r = options_check(o, cs);
+        if (r < 0)
+                return r;
+
+        uint8_t key_ids[PAYLOAD_SIGNATURES_MAX][CAIRN_KEY_ID_SIZE];
+        r = signing_key_ids(o, key_ids);
+        if (r < 0)
+                return r;
 
         uint64_t image_size;
         bool regular;
@@ -254,35 +328,9 @@ int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint6
                         break;
                 }
 
-        /* The writer: take chunks in order, hash the image, append the stored bytes. */
         uint64_t at = data_offset;
-        for (uint32_t i = 0; i < j.count; i++) {
-                Slot *s = &slots[i % j.window];
-                pthread_mutex_lock(&j.mu);
-                while (!s->done && !j.err)
-                        pthread_cond_wait(&j.cv, &j.mu);
-                r = j.err;
-                pthread_mutex_unlock(&j.mu);
-                if (r < 0)
-                        break;
-                if (!EVP_DigestUpdate(ctx, s->raw, s->raw_len))
-                        r = -EIO;
-                if (r >= 0 && s->out_len > 0)
-                        r = pwrite_full(out_fd, s->method == PAYLOAD_METHOD_NONE ? s->raw : s->out, s->out_len, at);
-                chunks[i] = (PayloadChunk){
-                        .offset = at, .stored_len = (uint32_t)s->out_len, .raw_len = s->raw_len, .method = s->method};
-                memcpy(chunks[i].sha256, s->sha256, SHA256_SIZE);
-                at += s->out_len;
-                pthread_mutex_lock(&j.mu);
-                if (r < 0 && !j.err)
-                        j.err = r;
-                s->done = false;
-                j.written = i + 1;
-                pthread_cond_broadcast(&j.cv);
-                pthread_mutex_unlock(&j.mu);
-                if (r < 0)
-                        break;
-        }
+        if (r >= 0)
+                r = write_chunks(&j, out_fd, ctx, chunks, &at);
         for (unsigned i = 0; i < started; i++)
                 pthread_join(tids[i], NULL);
         pthread_mutex_destroy(&j.mu);
@@ -302,27 +350,7 @@ int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint6
         uint64_t payload_size = at;
         build_manifest(o, &j, chunks, image_sha, data_offset, payload_size, manifest, mlen);
 
-        uint8_t head[PAYLOAD_HEADER_SIZE + PAYLOAD_SIGBLOCK_MAX] = {};
-        memcpy(head, PAYLOAD_MAGIC, 8);
-        put_le32(head + 8, PAYLOAD_FORMAT_VERSION);
-        put_le32(head + 12, PAYLOAD_HEADER_SIZE);
-        put_le32(head + 16, (uint32_t)mlen);
-        put_le32(head + 20, slen);
-        uint8_t *sb = head + PAYLOAD_HEADER_SIZE;
-        memcpy(sb, SIGBLOCK_MAGIC, 4);
-        put_le32(sb + 4, (uint32_t)o->n_keys);
-        for (size_t i = 0; i < o->n_keys; i++) {
-                uint8_t *e = sb + PAYLOAD_SIGBLOCK_FIXED_SIZE + i * PAYLOAD_SIG_ENTRY_SIZE;
-                memcpy(e, key_ids[i], CAIRN_KEY_ID_SIZE);
-                r = sign_ed25519(o->keys[i], manifest, mlen, e + CAIRN_KEY_ID_SIZE);
-                if (r < 0)
-                        return r;
-        }
-        r = pwrite_full(out_fd, head, PAYLOAD_HEADER_SIZE, 0);
-        if (r >= 0)
-                r = pwrite_full(out_fd, manifest, mlen, PAYLOAD_HEADER_SIZE);
-        if (r >= 0)
-                r = pwrite_full(out_fd, sb, slen, PAYLOAD_HEADER_SIZE + mlen);
+        r = write_prefix(o, key_ids, manifest, (uint32_t)mlen, slen, out_fd);
         if (r >= 0 && ftruncate(out_fd, (off_t)payload_size) < 0)
                 r = negative_errno();
         if (r >= 0 && fsync(out_fd) < 0)

@@ -7,6 +7,7 @@
 # Median of RUNS (default 3). Disk images live in BENCH_TMP (default /dev/shm) so device fsync speed does not
 # dominate; the release directory is in build/bench (on disk, dropped from the cache for "cold").
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib/common.sh"
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=$ROOT/build/bin
@@ -33,7 +34,7 @@ cleanup() {
         for l in ${LOOPS:-}; do losetup -d "$l" 2>/dev/null; done
         [ -n "${BENCH_KEEP:-}" ] || rm -rf "$S" "$REL"
 }
-trap cleanup EXIT
+on_exit cleanup
 size=$(stat -L -c %s "$IMG")
 
 # v2: the same image with one ~1 MiB file and one small config file changed in place.
@@ -92,10 +93,8 @@ echo 0123456789abcdef0123456789abcdef >"$R/etc/machine-id"
 printf 'VERSION_ID=1.0.0\n' >"$R/usr/lib/os-release"
 cp "$S/bench.pub" "$R/usr/share/cairn/keys/"
 
-"$B/cairn-server" --reldir "$REL" --db "$S/db.sqlite" --listen 127.0.0.1:0 >"$S/server.out" 2>"$S/server.log" &
-SPID=$!
-for _ in $(seq 100); do grep -q "listening on" "$S/server.out" 2>/dev/null && break; sleep 0.05; done
-URL=http://127.0.0.1:$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$S/server.out")
+CAIRN_SERVER=$B/cairn-server start_cairn_server SRV "$S/server.out" "$S/server.log" --reldir "$REL" --db "$S/db.sqlite"
+SPID=$SRV_PID URL=$SRV_URL
 printf 'GROUP=alpha\nSERVER=%s/v1/update/\nREBOOT_STRATEGY=off\n' "$URL" >"$R/etc/cairn/update.conf"
 
 cold() { sync; if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; COLD=cold; else COLD=warm; fi; }

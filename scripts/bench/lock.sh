@@ -7,6 +7,7 @@
 # After each run the semaphore must read back with no holder left and semaphore == max.
 # Env: BENCH_SECS (default 5).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib/common.sh"
 cd "$(dirname "$0")/../.."
 SECS=${BENCH_SECS:-5}
 BENCH=$PWD/build/bin/cairn-lock-bench
@@ -19,7 +20,7 @@ KEY=coreos.com/updateengine/rebootlock/semaphore
 T=$(mktemp -d /tmp/cairn-bench-lock.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$T"; }
-trap cleanup EXIT
+on_exit cleanup
 read -r c1 c2 c3 p1 p2 p3 < <(python3 -c '
 import socket; s=[socket.socket() for _ in range(6)]
 [x.bind(("127.0.0.1",0)) for x in s]; print(" ".join(str(x.getsockname()[1]) for x in s))')

@@ -3,6 +3,7 @@
 # serving a small static file the same way as the ceiling. Prints a table: req/s, p99 latency, peak RSS, ratio.
 # Env: BENCH_SECS (default 10), BENCH_THREADS (cairn-server --threads, default 4).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib/common.sh"
 cd "$(dirname "$0")/../.."
 SECS=${BENCH_SECS:-10}
 SERVER=$PWD/build/bin/cairn-server
@@ -18,7 +19,7 @@ cleanup() {
         [ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null
         rm -rf "$T"
 }
-trap cleanup EXIT
+on_exit cleanup
 
 REL=$T/rel
 mkdir -p "$REL/payloads/1.1.0" "$REL/channels" "$REL/static"
@@ -35,12 +36,9 @@ lua() { # file version
 lua "$T/noupdate.lua" 1.1.0
 lua "$T/ok.lua" 1.0.0
 
-"$SERVER" --reldir "$REL" --db "$T/db.sqlite" --listen 127.0.0.1:0 --threads "${BENCH_THREADS:-4}" \
-        >"$T/out" 2>"$T/server.log" &
-SPID=$!
-for _ in $(seq 100); do grep -q "listening on" "$T/out" 2>/dev/null && break; sleep 0.05; done
-SPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/out")
-[ -n "$SPORT" ] || { echo "bench: cairn-server did not start"; cat "$T/server.log"; exit 1; }
+CAIRN_SERVER=$SERVER start_cairn_server SRV "$T/out" "$T/server.log" --reldir "$REL" --db "$T/db.sqlite" \
+        --threads "${BENCH_THREADS:-4}"
+SPID=$SRV_PID SPORT=$SRV_PORT
 
 # The static file nginx serves: the size of a typical noupdate answer.
 curl -s --data-binary "$(req 1.1.0)" "http://127.0.0.1:$SPORT/v1/update/" >"$REL/static/answer.xml"

@@ -2,6 +2,7 @@
 # tests/integration/10-mkimage.sh — cairn-mkimage end to end: a real .deb in usr root mode, a recipe, reproducibility,
 # fit mode, e2fsck, and every bad-input case (non-zero exit, message naming the culprit, no output left behind).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 MK=$PWD/build/bin/cairn-mkimage
 [ -x "$MK" ] || { echo "build/bin/cairn-mkimage missing (run make)"; exit 1; }
 for t in dpkg-deb debugfs e2fsck dumpe2fs; do
@@ -9,7 +10,6 @@ for t in dpkg-deb debugfs e2fsck dumpe2fs; do
 done
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 dbg() { debugfs -R "$1" "$2" 2>/dev/null; }
 
 # --- a .deb built here ---

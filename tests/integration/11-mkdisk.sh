@@ -2,6 +2,7 @@
 # tests/integration/11-mkdisk.sh — cairn-mkdisk builds the Cairn disk layout; sgdisk, blkid and (with root and
 # loop devices) a real grub-bios-setup --no-rs-codes run are the oracles. Bad input fails with one line and no output.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 MKDISK=$PWD/build/bin/cairn-mkdisk
 [ -x "$MKDISK" ] || { echo "FAIL: $MKDISK not built"; exit 1; }
 for t in sgdisk grub-mkimage blkid; do command -v $t >/dev/null || { echo "skip: $t not installed"; exit 77; }; done
@@ -14,8 +15,7 @@ cleanup() {
         loop_cleanup
         rm -rf "$W"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+on_exit cleanup
 
 
 cd "$W"

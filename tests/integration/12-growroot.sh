@@ -2,6 +2,7 @@
 # tests/integration/12-growroot.sh — cairn-growroot on a loop device: a disk image grown by 256M gets its backup GPT
 # moved, ROOT extended and the mounted ext4 grown online; sgdisk/e2fsck/df are the oracles; a second run is a no-op.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 MKDISK=$PWD/build/bin/cairn-mkdisk GROW=$PWD/build/bin/cairn-growroot
 for b in "$MKDISK" "$GROW"; do [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }; done
 [ "$(id -u)" = 0 ] || { echo "skip: needs root for loop devices and mount"; exit 77; }
@@ -13,8 +14,7 @@ cleanup() {
         loop_cleanup
         rm -rf "$W"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+on_exit cleanup
 cd "$W"
 
 # ROOT's filesystem, made on a plain file and copied in by mkdisk.

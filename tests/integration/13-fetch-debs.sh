@@ -5,11 +5,11 @@
 # package that does not exist stops it with exit 1 and one line naming the package and apt's reason; build-image.sh
 # stops on that failure with its own line (not an unbound-variable error later on).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 cd "$(dirname "$0")/../.."
 command -v apt-get >/dev/null || { echo "skip: apt-get not available"; exit 77; }
 T=$(mktemp -d /tmp/cairn-13.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 printf '# test recipe\n\nbusybox-static_*.deb busybox-static direct\n' >"$T/packages"
 CAIRN_DEBS=$T/cache scripts/fetch-debs.sh "$T/packages" >"$T/out" 2>"$T/err" || fail "fetch into an empty cache: $(cat "$T/err")"

@@ -5,12 +5,12 @@
 # data file itself; `veritysetup verify` accepts our trees and we accept its; one flipped data byte fails both;
 # and every bad input is one line and a non-zero exit with nothing written.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 VT=$PWD/build/bin/cairn-veritytree
 [ -x "$VT" ] || { echo "build/bin/cairn-veritytree missing (run make)"; exit 1; }
 command -v veritysetup >/dev/null || { echo "skip: veritysetup not installed (apt-get install cryptsetup-bin)"; exit 77; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 SALT=5eed0011223344556677889900aabbccddeeff0102030405060708090a0b0c0d
 UUID=0b1e5c4a-9a44-4d2e-8f6e-2f1d6f3e2a10
 

@@ -2,6 +2,7 @@
 # tests/integration/20-release-tools.sh — cairn-keygen and cairn-release end to end: round trip,
 # reproducibility, inspect output, and every tamper case with its one-line error and non-zero exit.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 B=$PWD/build/bin
 for b in cairn-keygen cairn-release; do
         [ -x "$B/$b" ] || { echo "FAIL: $B/$b not built (run make)"; exit 1; }
@@ -10,7 +11,6 @@ command -v python3 >/dev/null || { echo "skip: python3 is needed to patch bytes"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T"
-fail() { echo "FAIL: $*"; exit 1; }
 
 # patch FILE OFFSET XORBYTE — flip bits of one byte in place (negative offsets count from the end).
 patch() { python3 - "$@" <<'PY'

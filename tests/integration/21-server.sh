@@ -3,6 +3,7 @@
 # right size and sha256, rollout, pause, max per period, promotion, events, bad input, locked/read-only DB, Range/HEAD,
 # kill -9 consistency and SIGTERM. Release directory made by ci/release.sh and ci/promote.sh.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 SERVER=${CAIRN_SERVER:-$ROOT/build/bin/cairn-server}
@@ -16,8 +17,8 @@ cleanup() {
         [ -n "${LOCKPID:-}" ] && kill "$LOCKPID" 2>/dev/null
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- server log (tail)"; tail -n 20 "$T/server.log" 2>/dev/null; exit 1; }
+on_exit cleanup
+FAIL_LOGS="$T/server.log"
 ok() { echo "ok: $*"; }
 
 APPID='{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}'
@@ -65,17 +66,8 @@ P100=$REL/payloads/1.0.0/cairn-1.0.0-amd64.cairn
 
 # ---- helpers ----
 start_server() { # extra args...
-        : >"$T/out"
-        "$SERVER" --reldir "$REL" --db "$T/db.sqlite" --listen 127.0.0.1:0 "$@" >"$T/out" 2>>"$T/server.log" &
-        PID=$!
-        for _ in $(seq 100); do
-                grep -q "listening on" "$T/out" 2>/dev/null && break
-                kill -0 "$PID" 2>/dev/null || fail "server exited at start"
-                sleep 0.05
-        done
-        PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/out")
-        [ -n "$PORT" ] || fail "server did not print its port"
-        URL=http://127.0.0.1:$PORT
+        start_cairn_server SRV "$T/out" "$T/server.log" --reldir "$REL" --db "$T/db.sqlite" "$@"
+        PID=$SRV_PID PORT=$SRV_PORT URL=$SRV_URL
 }
 xml() { # machineid version track [board] [appid]
         printf '<?xml version="1.0" encoding="UTF-8"?>\n<request protocol="3.0" version="update_engine-0.4.10" updaterversion="update_engine-0.4.10" installsource="scheduler" ismachine="1"><os version="Chateau" platform="CoreOS" sp="%s_x86_64"></os><app appid="%s" version="%s" track="%s" bootid="{b00}" oem="qemu" machineid="%s" machinealias="" lang="en-US" board="%s" hardware_class="" delta_okay="false"><ping active="1"></ping><updatecheck></updatecheck><event eventtype="3" eventresult="2" previousversion=""></event></app></request>' \

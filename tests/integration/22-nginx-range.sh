@@ -2,6 +2,7 @@
 # tests/integration/22-nginx-range.sh — the same release directory served by cairn-server and by a real nginx:
 # whole file and Range requests are byte-identical, and an Omaha answer can point hosts at nginx (--base-url).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 cd "$(dirname "$0")/../.."
 . tests/lib/nginx.sh
 SERVER=$PWD/build/bin/cairn-server
@@ -14,8 +15,8 @@ cleanup() {
         nginx_stop
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; tail -n 5 "$T"/*.log 2>/dev/null; exit 1; }
+on_exit cleanup
+FAIL_LOGS="$T/*.log"
 
 REL=$T/rel
 . tests/lib/usr-image.sh

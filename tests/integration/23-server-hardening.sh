@@ -4,6 +4,7 @@
 # files, a full disk under the database, garbage numeric options, forged request-log lines.
 # Usage: tests/integration/23-server-hardening.sh [CASE...]   (default: every case, in order)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 SERVER=${CAIRN_SERVER:-$ROOT/build/bin/cairn-server}
@@ -18,9 +19,9 @@ cleanup() { # runs under set -e: every step must not fail
         if [ -n "$MNT" ]; then umount "$MNT" 2>/dev/null || true; fi
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
-trap cleanup EXIT
+on_exit cleanup
 trap "exit 1" INT TERM HUP PIPE
-fail() { echo "FAIL: $*"; echo "--- server log (tail)"; tail -n 20 "$T/server.log" 2>/dev/null; exit 1; }
+FAIL_LOGS="$T/server.log"
 ok() { echo "ok: $*"; }
 
 APPID='{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}'

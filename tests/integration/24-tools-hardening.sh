@@ -5,6 +5,7 @@
 # under UBSan, inode exhaustion named as such, strict number options.
 # CAIRN_BIN / CAIRN_ASAN_BIN point at other builds (e.g. an older one, to see these checks fail there).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 B=${CAIRN_BIN:-$PWD/build/bin}
 ASAN=${CAIRN_ASAN_BIN:-$PWD/build/asan/bin}
 for b in cairn-keygen cairn-release cairn-mkimage; do
@@ -21,9 +22,8 @@ cleanup() {
         for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
         rm -rf "$T"
 }
-trap cleanup EXIT
+on_exit cleanup
 cd "$T"
-fail() { echo "FAIL: $*"; exit 1; }
 
 # expect_fail WHAT PATTERN cmd... — must exit non-zero (not by timeout) with one stderr line matching PATTERN.
 expect_fail() {

@@ -3,6 +3,7 @@
 # (human and --json), every verb on both backends, guard rails, grub-editenv and sgdisk cross-checks both ways, and
 # corrupt state (env block, GPT CRC) reported clearly with the bytes left untouched.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 BC=$PWD/build/bin/cairn-bootcfg
 MKDISK=$PWD/build/bin/cairn-mkdisk
 for b in "$BC" "$MKDISK"; do [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }; done
@@ -12,7 +13,6 @@ done
 export MTOOLS_SKIP_CHECK=1
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 cd "$W"
 
 # The fixture: an ESP as scripts/build-image.sh makes it, an ext4 USR-A, an empty USR-B.

@@ -3,9 +3,9 @@
 # sgdisk -v clean, blkid -p finds every PARTLABEL, e2fsck -fn clean on every ext4 partition, fsck.vfat -n
 # clean on the ESP, USR-B empty, the initial boot selection (A good, B empty), and /usr within budget.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 IMG=${CAIRN_IMAGE:-out/cairn.img}
 [ -f "$IMG" ] || { echo "FAIL: $IMG missing (run make image)"; exit 1; }
-fail() { echo "FAIL: $*"; exit 1; }
 W=$(mktemp -d)
 . "$(dirname "$0")/../lib/loop.sh"
 trap 'loop_cleanup; rm -rf "$W"' EXIT

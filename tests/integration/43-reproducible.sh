@@ -2,7 +2,7 @@
 # tests/integration/43-reproducible.sh — two builds of the default image from the same inputs and seed, in
 # different work directories, give byte-identical disks (raw and qcow2).
 set -euo pipefail
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export SOURCE_DATE_EPOCH=1700000000 CAIRN_SEED=repro-test

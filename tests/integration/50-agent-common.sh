@@ -14,6 +14,7 @@ for t in mkfs.vfat mcopy grub-editenv python3 curl; do
         command -v $t >/dev/null || { echo "skip: $t not installed"; exit 77; }
 done
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=1700000000
+. "$ROOT/tests/lib/common.sh"
 . "$ROOT/tests/lib/usr-image.sh"
 
 T=$(mktemp -d /tmp/cairn-agent.XXXXXX)
@@ -21,18 +22,14 @@ SPID= DPID= EXTRA_PIDS=
 fx_cleanup() {
         local rc=$? # the test's own status, whatever the cleanup commands return
         set +e
+        cairn_run_exit
         for p in $DPID $SPID $EXTRA_PIDS; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
         for m in ${FX_MOUNTS:-}; do umount "$m" 2>/dev/null || true; done
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
         exit $rc
 }
 trap fx_cleanup EXIT
-fail() {
-        echo "FAIL: $*"
-        echo "--- agent log (tail)"; tail -n 15 "$T/agent.log" 2>/dev/null || true
-        echo "--- server log (tail)"; tail -n 8 "$T/server.log" 2>/dev/null || true
-        exit 1
-}
+FAIL_LOGS="$T/agent.log $T/server.log" FAIL_TAIL=15
 ok() { echo "ok: $*"; }
 
 SLOT_MB=${SLOT_MB:-24}
@@ -92,17 +89,8 @@ fx_release() { # → $T/rel with 1.0.0 and 2.0.0 (alpha → 2.0.0)
         P2=$T/rel/payloads/2.0.0/cairn-2.0.0-amd64.cairn
 }
 fx_server() { # [extra cairn-server options]
-        : >"$T/server.out"
-        "$B/cairn-server" --reldir "$T/rel" --db "$T/db.sqlite" --listen 127.0.0.1:0 "$@" >"$T/server.out" 2>>"$T/server.log" &
-        SPID=$!
-        for _ in $(seq 100); do
-                grep -q "listening on" "$T/server.out" 2>/dev/null && break
-                kill -0 "$SPID" 2>/dev/null || fail "server exited at start"
-                sleep 0.05
-        done
-        PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/server.out")
-        [ -n "$PORT" ] || fail "server did not print its port"
-        URL=http://127.0.0.1:$PORT
+        start_cairn_server FX_SERVER "$T/server.out" "$T/server.log" --reldir "$T/rel" --db "$T/db.sqlite" "$@"
+        SPID=$FX_SERVER_PID PORT=$FX_SERVER_PORT URL=$FX_SERVER_URL
 }
 fx_root() { # host root: machine-id, os-release 1.0.0, trusted key, update.conf (GROUP alpha, REBOOT_STRATEGY=off)
         R=$T/root

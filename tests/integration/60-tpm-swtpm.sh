@@ -5,6 +5,7 @@
 # extend behind its back and on tampered logs, concurrent extends serialised by the log lock, bad logs as one-line
 # errors, a TPM killed between the log append and the extend (exit 4, record kept), and no TPM at all (exit 3).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 CT=${CAIRN_TPM:-$PWD/build/bin/cairn-tpm}   # CAIRN_TPM=build/asan/bin/cairn-tpm runs it under ASan
 PROXY=$PWD/tests/lib/tpm-proxy.py
 CORPUS=$PWD/tests/fuzz/corpus/eventlog
@@ -19,8 +20,7 @@ cleanup() {
         [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null || true
         rm -rf "$W"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+on_exit cleanup
 cd "$W"
 
 # One provisioned state (banks sha1+sha256), copied for every fresh TPM (PCRs reset on each start).

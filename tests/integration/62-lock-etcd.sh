@@ -6,6 +6,7 @@
 # node killed mid-run, then quorum lost and regained), TLS with client certs, user/password auth, malformed
 # values left untouched, and a fake etcd answering garbage or stalling.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 LOCKCTL=${CAIRN_LOCKCTL:-$ROOT/build/bin/cairn-lockctl}
@@ -24,8 +25,8 @@ cleanup() {
         for p in "${EPID[@]}" "${OTHER_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -n 8 "$f"; }; done; exit 1; }
+on_exit cleanup
+FAIL_LOGS="$T/*.log" FAIL_TAIL=8
 ok() { echo "ok: $*"; }
 START=$SECONDS
 

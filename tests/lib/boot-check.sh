@@ -3,11 +3,11 @@
 # on a disk larger than the image: the first boot reaches the ready line for slot A and grows ROOT to the
 # end of the disk; the second boot keeps what the first wrote to /var and has nothing left to grow.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 FW=$1
 IMG=${CAIRN_IMAGE:-out/cairn.img}
 [ -f "$IMG" ] || { echo "FAIL: $IMG missing (run make image)"; exit 1; }
 . "$(dirname "$0")/vm.sh"
-fail() { echo "FAIL: $*"; exit 1; }
 VERSION=$(cat VERSION)
 
 disk=$VM_DIR/disk.qcow2

@@ -4,6 +4,7 @@
 # corrupt state (env block, GPT CRC) reported clearly with the bytes left untouched.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/loop.sh"
 BC=$PWD/build/bin/cairn-bootcfg
 MKDISK=$PWD/build/bin/cairn-mkdisk
 for b in "$BC" "$MKDISK"; do [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }; done
@@ -11,8 +12,8 @@ for t in mkfs.vfat mcopy grub-editenv sgdisk mke2fs python3; do
         command -v $t >/dev/null || { echo "skip: $t not installed"; exit 77; }
 done
 export MTOOLS_SKIP_CHECK=1
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
+tmpdir W bootcfg
+on_exit loop_cleanup
 cd "$W"
 
 # The fixture: an ESP as scripts/build-image.sh makes it, an ext4 USR-A, an empty USR-B.
@@ -170,22 +171,13 @@ live_check() {
                 NOT_RUN+=("live discovery (this machine already has a PARTLABEL=USR-A)"); return 0
         fi
         cp --sparse=always fresh.img live.img
-        local l b p n nodes=()
-        l=$(losetup -f --show -P live.img) || { NOT_RUN+=("live discovery (losetup failed)"); return 0; }
-        b=$(basename "$l")
-        ls /sys/block/$b/${b}p* >/dev/null 2>&1 || partx -a "$l" >/dev/null 2>&1 || true
-        for p in /sys/block/$b/${b}p*; do
-                [ -e "$p/dev" ] || continue
-                n=/dev/$(basename "$p")
-                [ -e "$n" ] || { mknod "$n" b "$(cut -d: -f1 "$p/dev")" "$(cut -d: -f2 "$p/dev")"; nodes+=("$n"); }
-        done
+        loop_attach live.img || { NOT_RUN+=("live discovery (losetup failed)"); return 0; }
+        local l=$LOOP_DEV
         echo "cairn.slot=A quiet" >live-cmdline
         local out rc=0
         out=$(CAIRN_CMDLINE=live-cmdline "$BC" --state-dir "$W/state" status --json) || rc=$?
         [ $rc -eq 0 ] && CAIRN_CMDLINE=live-cmdline "$BC" --state-dir "$W/state" --force set-next B >/dev/null || rc=$?
-        for n in "${nodes[@]}"; do rm -f "$n"; done
-        partx -d "$l" 2>/dev/null || true
-        losetup -d "$l"
+        loop_cleanup
         [ $rc -eq 0 ] || fail "live: cairn-bootcfg without --disk failed on $l"
         local disk booted
         disk=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["disk"])' "$out")

@@ -1,7 +1,8 @@
 # tests/lib/common.sh — what every test and benchmark script shares. Source it; it defines:
 #   fail MSG...        print "FAIL: MSG" and the tails of the files in FAIL_LOGS (words, globs allowed), exit 1
 #   on_exit CMD...     run CMD at exit (the last registered first); KEEP_TMP=1 keeps the directories of tmpdir
-#   tmpdir NAME        a fresh directory /tmp/cairn-NAME.XXXXXX, removed at exit; prints its path
+#   tmpdir VAR NAME    VAR= a fresh directory /tmp/cairn-NAME.XXXXXX, removed at exit (not in a subshell: the
+#                      removal is registered in this shell)
 #   start_cairn_server VAR OUT LOG ARGS...
 #                      start cairn-server ($CAIRN_SERVER or build/bin/cairn-server) on 127.0.0.1:0 with ARGS, wait
 #                      for its "listening on" line in OUT (stderr appended to LOG); sets VAR_PID, VAR_PORT and
@@ -29,11 +30,11 @@ cairn_run_exit() {
 }
 trap cairn_run_exit EXIT
 
-tmpdir() { # NAME
+tmpdir() { # VAR NAME
         local d
-        d=$(mktemp -d "/tmp/cairn-$1.XXXXXX")
+        d=$(mktemp -d "/tmp/cairn-$2.XXXXXX")
         on_exit "[ -n \"\${KEEP_TMP:-}\" ] || rm -rf '$d'"
-        echo "$d"
+        printf -v "$1" '%s' "$d"
 }
 
 start_cairn_server() { # VAR OUT LOG ARGS...

@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz-semaphore.c — libFuzzer target for locksmith's semaphore value (updater/lock-semaphore.c).
+/* tests/fuzz/fuzz-semaphore.c — libFuzzer target for locksmith's semaphore value (updater/lock/semaphore.c).
  * Checks the contract: an accepted value keeps semaphore == max - holders, holders sorted and unique; its
  * canonical form parses back to the same semaphore; take/release/set-max keep the invariant. */
 #include <errno.h>

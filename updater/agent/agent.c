@@ -35,6 +35,7 @@ struct Agent {
         char err[AGENT_ERROR_MAX];
         int errcode;            /* AGENT_EC_* of the failure in err (0: derived from the errno) */
         unsigned poll_interval; /* the server's PollInterval from the last good check; 0 = none */
+        bool post_boot_done;    /* the post-boot gate ran to a verdict this boot (the daemon runs it once) */
 };
 
 /* snprintf that reports truncation (-ENAMETOOLONG) instead of warning about it at compile time. */
@@ -846,7 +847,20 @@ int agent_update(Agent *a, bool interactive, bool force) {
 
 /* ---- after boot ---- */
 
+bool agent_post_boot_pending(const Agent *a) {
+        return !a->post_boot_done;
+}
+
+static int post_boot(Agent *a);
+
 int agent_post_boot(Agent *a) {
+        int r = post_boot(a);
+        if (r >= 0)
+                a->post_boot_done = true;
+        return r;
+}
+
+static int post_boot(Agent *a) {
         a->err[0] = 0;
         _cleanup_close_ int state_lock = -1;
         int lr = lock_state_dir(a, &state_lock);

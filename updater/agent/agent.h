@@ -357,6 +357,8 @@ void agent_set_progress(Agent *a, agent_progress_fn fn, void *userdata);
 
 /* After boot: rollback detection and health gate → mark-good + event. 0 nothing to do or done, < 0 error. */
 int agent_post_boot(Agent *a);
+/* True until agent_post_boot() has succeeded once in this process (the daemon runs the gate once a boot). */
+bool agent_post_boot_pending(const Agent *a);
 /* One update check. *ret_offer (may be NULL) gets the offer. 1 = an update we would apply, 0 = none. */
 int agent_check(Agent *a, bool interactive, AgentOffer *ret_offer);
 /* Check and, when an update is offered, download, verify, write, set next; then the reboot strategy.

@@ -101,18 +101,14 @@ static void client_progress(void *ud, const AgentState *s) {
         send_line(c->fd, "PROGRESS %s %u %u", agent_status_name(s->status), s->chunks_done, s->chunks_total);
 }
 
-/* The post-boot gate has not run yet this boot (HEALTH_DELAY): a check or update asked for meanwhile runs it
+/* While the post-boot gate has not run yet this boot (HEALTH_DELAY), a check or update asked for meanwhile runs it
  * first, so the booted slot is judged (and a rollback noticed) before anything is decided about the other. */
-static bool post_boot_pending = true;
-
 static int run_post_boot(Agent *a) {
-        if (!post_boot_pending)
+        if (!agent_post_boot_pending(a))
                 return 0;
         int r = agent_post_boot(a);
         if (r < 0)
                 log_agent(agent_error(a));
-        else
-                post_boot_pending = false;
         return r;
 }
 
@@ -247,7 +243,7 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
         if (next < gate_at)
                 next = gate_at;
         for (;;) {
-                int64_t due = post_boot_pending && gate_at < next ? gate_at : next;
+                int64_t due = agent_post_boot_pending(a) && gate_at < next ? gate_at : next;
                 int64_t wait = due - now_ms();
                 if (wait < 0)
                         wait = 0;
@@ -272,7 +268,7 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                         }
                         continue;
                 }
-                if (post_boot_pending && now_ms() >= gate_at && gate_at < next) {
+                if (agent_post_boot_pending(a) && now_ms() >= gate_at && gate_at < next) {
                         /* The gate alone, ahead of the first check. */
                         if (run_post_boot(a) < 0) {
                                 gate_at = now_ms() + (int64_t)agent_backoff(1, cfg->backoff_base, cfg->backoff_max,

@@ -169,11 +169,10 @@ int fleetlock_put_json_text(Buf *out, const char *s) {
 }
 
 int fleetlock_error_json(Buf *out, const char *kind, const char *value) {
-        char safe[1024];
         buf_puts(out, "{\"kind\":");
         buf_put_json(out, kind && *kind ? kind : "generic_error");
         buf_puts(out, ",\"value\":");
-        /* value may quote client text: escaped like a log line, so it is printable and never empty */
-        fleetlock_put_json_text(out, value && *value ? log_safe(safe, sizeof safe, value) : "generic error");
+        /* JSON-escaped, made valid UTF-8, never empty (client text in it was log_safe()d where quoted) */
+        fleetlock_put_json_text(out, value && *value ? value : "generic error");
         return buf_puts(out, "}\n");
 }

@@ -463,7 +463,7 @@ unsigned fleetlock_answer(FleetLock *fl, const char *path, const char *method, c
 
         if (r == -EBUSY)
                 return answer_error(out, 409, "failed_lock_semaphore_full", note, note_size,
-                                    "semaphore currently full: all %" PRId64 " slots of group \"%s\" are locked (%" PRId64
+                                    "semaphore currently full: all %" PRId64 " slots of group '%s' are locked (%" PRId64
                                     " holders)", max, p.group, n);
         if (r < 0 && unavailable(r))
                 return answer_error(out, 503, "lock_backend_unavailable", note, note_size,

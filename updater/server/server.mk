@@ -17,3 +17,8 @@ fuzz-range_LIBS =
 FUZZERS += fuzz-fleetlock
 fuzz-fleetlock_SRCS = tests/fuzz/fuzz-fleetlock.c updater/server/fleetlock-proto.c updater/lock/semaphore.c
 fuzz-fleetlock_LIBS = -ljson-c
+
+# scripts/bench/fleetlock.sh's load generator (not installed).
+BINS += cairn-fleetlock-bench
+cairn-fleetlock-bench_SRCS = updater/tools/fleetlock-bench.c
+cairn-fleetlock-bench_LIBS = -lcurl -lpthread

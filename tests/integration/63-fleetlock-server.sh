@@ -12,7 +12,7 @@ ROOT=$PWD
 SERVER=${CAIRN_SERVER:-$ROOT/build/bin/cairn-server}
 LOCKCTL=${CAIRN_LOCKCTL:-$ROOT/build/bin/cairn-lockctl}
 [ -x "$SERVER" ] && [ -x "$LOCKCTL" ] || { echo "FAIL: $SERVER or $LOCKCTL not built (run make)"; exit 1; }
-for t in curl python3 flock sqlite3; do command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh)"; exit 1; }; done
+for t in curl python3 flock sqlite3 openssl; do command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh)"; exit 1; }; done
 
 T=$(mktemp -d /tmp/cairn-63.XXXXXX)
 declare -A EPID=()
@@ -230,7 +230,7 @@ race() { # label max clients rounds — uses $S; group "workers"
 }
 stop_server; start_server --lock-group default=1 --lock-group workers=3
 : >"$T/samples.json"
-race sqlite 3 20 5
+race sqlite 3 20 ${FLEETLOCK_ROUNDS:-3}
 python3 - "$T/samples.json" 3 <<'EOF' >"$T/samples.txt" || fail "a sample of /api/v1/locks: $(cat "$T/samples.txt")"
 import json, sys
 n = peak = 0
@@ -245,7 +245,7 @@ for line in open(sys.argv[1]):
 print(n, peak)
 EOF
 read -r nsamples speak <"$T/samples.txt"
-ok "SQLite: 20 concurrent curl clients x 5 rounds, max 3: 100 rounds, at most $RACE_PEAK holding at once (counter), $nsamples samples of /api/v1/locks at most $speak"
+ok "SQLite: 20 concurrent curl clients x ${FLEETLOCK_ROUNDS:-3} rounds, max 3: $((20 * ${FLEETLOCK_ROUNDS:-3})) rounds, at most $RACE_PEAK holding at once (counter), $nsamples samples of /api/v1/locks at most $speak"
 
 # =============== restarts keep the state ===============
 lock keeper workers
@@ -363,16 +363,58 @@ ok "etcd: malformed JSON, negative max, holders not a list, wrong type, 10 MB: 5
 etcdctl --endpoints "$E1" put $WKEY '{"semaphore":3,"max":3,"holders":null}' >/dev/null
 etcdctl --endpoints "$E1" watch $WKEY -w json >"$T/watch.json" 2>"$T/watch.log" & WPID=$!; OTHER_PIDS+=("$WPID")
 sleep 0.5
-race etcd 3 20 5
+race etcd 3 20 ${FLEETLOCK_ROUNDS:-3}
 sleep 0.5; kill "$WPID"; wait "$WPID" 2>/dev/null || true
 check_watch "$T/watch.json" 3 >"$T/w.txt" || fail "watch check: $(cat "$T/w.txt")"
 read -r events wpeak <"$T/w.txt"
-[ "$events" = 200 ] || fail "etcd watch saw $events writes, expected 200 (100 locks + 100 releases)"
-ok "etcd: 20 concurrent curl clients x 5 rounds, max 3: all 200 revisions watched, at most $wpeak holders (counter: $RACE_PEAK)"
+[ "$events" = $((40 * ${FLEETLOCK_ROUNDS:-3})) ] || fail "etcd watch saw $events writes, expected $((40 * ${FLEETLOCK_ROUNDS:-3})) (a lock and a release per round)"
+ok "etcd: 20 concurrent curl clients x ${FLEETLOCK_ROUNDS:-3} rounds, max 3: all $events revisions watched, at most $wpeak holders (counter: $RACE_PEAK)"
+
+# user/password auth on e1, then TLS with client certificates: the --lock-etcd-* options reach the same client.
+stop_server
+etcdctl --endpoints "$E1" user add root:rootpw --interactive=false >/dev/null
+etcdctl --endpoints "$E1" auth enable >/dev/null 2>"$T/auth-enable.log"
+start_server --lock-etcd "$E1" --lock-etcd-user root:rootpw --lock-etcd-timeout 3 --lock-group default=3
+lock node-auth; [ "$ST" = 200 ] || fail "lock with etcd auth: $ST $RB"
+value "$E1" $KEY --user root:rootpw | grep -q '"node-auth"' || fail "etcdctl (auth) does not see node-auth"
+unlock node-auth
+stop_server
+start_server --lock-etcd "$E1" --lock-etcd-user root:wrongpw --lock-etcd-timeout 3 --lock-group default=3
+lock node-auth
+expect_error 500 failed_lock "authentication of user 'root' failed" "wrong etcd password"
+echo "  wrong password: $RB"
+stop_server
+etcdctl --endpoints "$E1" --user root:rootpw auth disable >/dev/null
+P=$T/pki; mkdir -p "$P"
+mkca() { openssl req -x509 -newkey rsa:2048 -nodes -keyout "$P/$1.key" -out "$P/$1.crt" -days 2 -subj "/CN=$1" 2>/dev/null; }
+mkcert() { # name ca san
+        openssl req -newkey rsa:2048 -nodes -keyout "$P/$1.key" -out "$P/$1.csr" -subj "/CN=$1" 2>/dev/null
+        printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" >"$P/$1.ext"
+        openssl x509 -req -in "$P/$1.csr" -CA "$P/$2.crt" -CAkey "$P/$2.key" -CAcreateserial -out "$P/$1.crt" -days 2 \
+                -extfile "$P/$1.ext" 2>/dev/null
+}
+mkca ca; mkca otherca; mkcert server ca "IP:127.0.0.1"; mkcert client ca "DNS:client"
+SCHEME=https single etls --cert-file "$P/server.crt" --key-file "$P/server.key" --client-cert-auth --trusted-ca-file "$P/ca.crt"
+ETLS=$EP
+wait_healthy "$ETLS" --cacert "$P/ca.crt" --cert "$P/client.crt" --key "$P/client.key" || fail "TLS etcd did not start"
+start_server --lock-etcd "$ETLS" --lock-etcd-cacert "$P/ca.crt" --lock-etcd-cert "$P/client.crt" --lock-etcd-key "$P/client.key" \
+        --lock-etcd-timeout 3 --lock-group default=3
+lock node-tls; [ "$ST" = 200 ] || fail "lock over TLS: $ST $RB"
+value "$ETLS" $KEY --cacert "$P/ca.crt" --cert "$P/client.crt" --key "$P/client.key" | grep -q '"node-tls"' ||
+        fail "etcdctl over TLS does not see node-tls"
+unlock node-tls
+stop_server
+start_server --lock-etcd "$ETLS" --lock-etcd-cacert "$P/otherca.crt" --lock-etcd-cert "$P/client.crt" \
+        --lock-etcd-key "$P/client.key" --lock-etcd-timeout 3 --lock-group default=3
+lock node-tls
+expect_error 500 failed_lock "not trusted by the CA" "wrong CA"
+echo "  wrong CA: $RB"
+stop_server; stop_etcd etls
+ok "etcd with user/password auth and with TLS client certificates; wrong password and wrong CA: 500 failed_lock saying so, no grant"
 
 # etcd down: a clear 503, never a grant; back up: works. (A fresh member: e1's WAL holds the 10 MB value,
 # which etcd refuses to replay at a restart.)
-stop_server; stop_etcd e1
+stop_etcd e1
 single e2
 E1=$EP; E1CP=$cp; E1PP=$pp
 start_server --lock-etcd "$E1" --lock-etcd-timeout 3 --lock-group default=3

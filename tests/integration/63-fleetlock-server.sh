@@ -437,4 +437,6 @@ unlock node-f
 ok "etcd down: 503 lock_backend_unavailable with the reason (no grant), recovers when etcd returns"
 
 stop_server
+# Under CAIRN_SERVER=build/asan/bin/cairn-server: any sanitizer report (leaks at exit included) fails the test.
+! grep -E "AddressSanitizer|LeakSanitizer|runtime error:" "$T/server.log" || fail "sanitizer report in the server log"
 echo "all done in $((SECONDS - START)) s"

@@ -198,7 +198,9 @@ race() { # label max clients rounds — uses $S; group "workers"
                                 st=$(curl -s -o "$T/c-$id.body" -w '%{http_code}' -H "fleet-lock-protocol: true" \
                                         -d "$(body "$id" workers)" "$S/v1/pre-reboot") || st=000
                                 [ "$st" = 200 ] && break
-                                [ "$st" = 409 ] || { echo "client $id: pre-reboot HTTP $st $(cat "$T/c-$id.body")" >>"$T/client-$id.log"; return 1; }
+                                # 409: full; 503 lock_backend_unavailable: (etcd) all the server's request slots busy
+                                [ "$st" = 409 ] || { [ "$st" = 503 ] && grep -q lock_backend_unavailable "$T/c-$id.body"; } ||
+                                        { echo "client $id: pre-reboot HTTP $st $(cat "$T/c-$id.body")" >>"$T/client-$id.log"; return 1; }
                                 sleep 0.0$((RANDOM % 5 + 1))
                         done
                         [ "$st" = 200 ] && grep -q '"result":"locked"' "$T/c-$id.body" ||
@@ -206,8 +208,12 @@ race() { # label max clients rounds — uses $S; group "workers"
                         flock "$T/ctr" sh -c 'n=$(($(cat "$1") + 1)); echo $n >"$1"; echo $n >>"$2"' _ "$T/ctr" "$T/peaks"
                         sleep 0.0$((RANDOM % 3 + 1))
                         flock "$T/ctr" sh -c 'echo $(($(cat "$1") - 1)) >"$1"' _ "$T/ctr"
-                        st=$(curl -s -o "$T/c-$id.body" -w '%{http_code}' -H "fleet-lock-protocol: true" \
-                                -d "$(body "$id" workers)" "$S/v1/steady-state") || st=000
+                        for _ in $(seq 200); do
+                                st=$(curl -s -o "$T/c-$id.body" -w '%{http_code}' -H "fleet-lock-protocol: true" \
+                                        -d "$(body "$id" workers)" "$S/v1/steady-state") || st=000
+                                [ "$st" = 503 ] && grep -q lock_backend_unavailable "$T/c-$id.body" || break
+                                sleep 0.0$((RANDOM % 5 + 1))
+                        done
                         [ "$st" = 200 ] && grep -q '"result":"released"' "$T/c-$id.body" ||
                                 { echo "client $id: steady-state HTTP $st $(cat "$T/c-$id.body")" >>"$T/client-$id.log"; return 1; }
                         echo "round $r" >>"$T/client-$id.log"
@@ -436,6 +442,53 @@ lock node-f; [ "$ST" = 200 ] || fail "lock after etcd came back: $ST $RB"
 unlock node-f
 ok "etcd down: 503 lock_backend_unavailable with the reason (no grant), recovers when etcd returns"
 
+stop_server
+
+# A fake etcd that stalls or answers garbage: 503 (timeout) or 500, never a grant; while etcd stalls, at most
+# --threads - 1 FleetLock requests wait for it and the next one is answered 503 at once, so the rest of
+# cairn-server (here /api/v1/health) keeps a thread.
+read -r FP < <(free_ports 1)
+cat >"$T/fake.py" <<'PY'
+import http.server, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        mode = open(sys.argv[2]).read().strip()
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if mode == "stall":
+            time.sleep(30); return
+        body = b"hello, I am not etcd\n"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+echo garbage >"$T/fake.mode"
+python3 "$T/fake.py" "$FP" "$T/fake.mode" 2>"$T/fake.log" & OTHER_PIDS+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null -X POST "http://127.0.0.1:$FP/" && break; sleep 0.1; done
+start_server --lock-etcd "http://127.0.0.1:$FP" --lock-etcd-timeout 5 --threads 4 --lock-group default=3
+lock node-g
+expect_error 500 failed_lock "answer is not etcd's JSON" "a fake etcd answering garbage"
+echo "  garbage: $RB"
+echo stall >"$T/fake.mode"
+for i in 1 2 3; do
+        ( curl -s -o "$T/stall-$i.body" -w '%{http_code}' -H "fleet-lock-protocol: true" -d "$(body node-s$i)" \
+                "$S/v1/pre-reboot" >"$T/stall-$i.status" ) & OTHER_PIDS+=($!)
+        sleep 0.3 # one at a time, so each is taken by an idle HTTP thread
+done
+sleep 0.5
+s=$SECONDS
+lock node-s4
+expect_error 503 lock_backend_unavailable "already waiting for etcd" "a 4th request while 3 wait for a stalled etcd"
+st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$S/api/v1/health") || st=timeout
+[ "$st" = 200 ] || fail "/api/v1/health while etcd stalls: $st"
+[ $((SECONDS - s)) -le 2 ] || fail "answers while etcd stalls took $((SECONDS - s)) s"
+for i in 1 2 3; do
+        for _ in $(seq 150); do [ -s "$T/stall-$i.status" ] && break; sleep 0.1; done
+        [ "$(cat "$T/stall-$i.status")" = 503 ] && grep -q "no answer within 5 s" "$T/stall-$i.body" ||
+                fail "stalled request $i: $(cat "$T/stall-$i.status") $(cat "$T/stall-$i.body")"
+done
+echo "  stall: $(cat "$T/stall-1.body")"
+ok "a fake etcd: garbage → 500 failed_lock, a stall → 503 after --lock-etcd-timeout (5 s); a 4th request answered 503 at once and /api/v1/health served meanwhile"
 stop_server
 # Under CAIRN_SERVER=build/asan/bin/cairn-server: any sanitizer report (leaks at exit included) fails the test.
 ! grep -E "AddressSanitizer|LeakSanitizer|runtime error:" "$T/server.log" || fail "sanitizer report in the server log"

@@ -51,6 +51,8 @@ typedef struct FleetLockConfig {
         FleetLockGroup groups[FLEETLOCK_MAX_GROUPS]; /* none: "default" with max 1 */
         size_t n_groups;
         LockOptions etcd;   /* n_endpoints > 0: the semaphores live in etcd */
+        unsigned max_inflight; /* etcd: FleetLock requests answered at once (0: no limit); more get 503 at once,
+                                * so a stalled etcd cannot take every HTTP thread from the Omaha endpoint */
 } FleetLockConfig;
 
 /* "NAME=MAX" (MAX 0..SEMAPHORE_MAX_MAX; 0 = nobody may reboot). A second option for one group replaces the

@@ -169,6 +169,7 @@ int main(int argc, char **argv) {
                                     "and its directory", dbpath), 1;
         if (r < 0)
                 return log_error_errno(r, "cannot open database '%s'", dbpath), 1;
+        flc.max_inflight = lim.threads > 1 ? lim.threads - 1 : 1; /* one HTTP thread stays for the rest */
         r = fleetlock_open(&flc, dbpath, (int)busy_ms, &s.fleetlock);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the FleetLock semaphores (%s)",

@@ -1,6 +1,7 @@
 /* updater/tools/fleetlock-bench.c — cairn-fleetlock-bench: N threads, each its own keep-alive HTTP connection and
  * holder id, doing FleetLock rounds (POST /v1/pre-reboot, then POST /v1/steady-state) against cairn-server for S
- * seconds. A 409 (semaphore full) is counted as busy and retried at once. Prints one line of key=value: rounds,
+ * seconds. A 409 (semaphore full) or 503 (the server's etcd request slots all taken) is counted as busy and retried
+ * at once. Prints one line of key=value: rounds,
  * rounds_per_s, busy, p50_ms, p99_ms. Any other answer stops the run with exit 1. Used by scripts/bench/fleetlock.sh;
  * not installed. */
 #include <curl/curl.h>
@@ -73,7 +74,7 @@ static void *worker(void *ud) {
         while (!stop) {
                 double t0 = now_ms();
                 long st = post(c, "/v1/pre-reboot", body, answer);
-                if (st == 409) {
+                if (st == 409 || st == 503) { /* full, or (etcd) every request slot of the server busy */
                         w->busy++;
                         continue;
                 }

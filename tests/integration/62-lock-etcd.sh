@@ -32,58 +32,7 @@ START=$SECONDS
 
 KEY=coreos.com/updateengine/rebootlock/semaphore
 
-# N distinct free ports (bound together, then released; etcd binds them right after).
-free_ports() {
-        python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-# start_etcd NAME CPORT PPORT CLUSTER [extra args...] — client URL scheme from $SCHEME (http|https).
-start_etcd() {
-        local name=$1 cp=$2 pp=$3 cluster=$4; shift 4
-        etcd --name "$name" --data-dir "$T/$name.data" \
-                --listen-client-urls "${SCHEME:-http}://127.0.0.1:$cp" --advertise-client-urls "${SCHEME:-http}://127.0.0.1:$cp" \
-                --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-                --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "cairn-62-${TOKEN:-$name}" \
-                "$@" >>"$T/$name.log" 2>&1 &
-        EPID[$name]=$!
-}
-stop_etcd() { kill -9 "${EPID[$1]}" 2>/dev/null || true; wait "${EPID[$1]}" 2>/dev/null || true; unset "EPID[$1]"; }
-wait_healthy() { # endpoint [etcdctl args]
-        local ep=$1; shift
-        for _ in $(seq 100); do
-                etcdctl --endpoints "$ep" "$@" --command-timeout=2s endpoint health >/dev/null 2>&1 && return 0
-                sleep 0.1
-        done
-        return 1
-}
-# A single-node etcd NAME; sets EP. Retries with new ports if a port was taken in between.
-single() { # name [extra etcd args]
-        local name=$1; shift
-        for _ in 1 2 3; do
-                read -r cp pp < <(free_ports 2)
-                rm -rf "$T/$name.data"
-                start_etcd "$name" "$cp" "$pp" "$name=http://127.0.0.1:$pp" "$@"
-                EP=${SCHEME:-http}://127.0.0.1:$cp
-                [ "${SCHEME:-http}" = https ] && return 0 # the caller waits with its certificates
-                wait_healthy "$EP" && return 0
-                stop_etcd "$name"
-        done
-        fail "etcd $name did not start"
-}
-mod_rev() { # endpoint key [etcdctl args] — the key's mod_revision, 0 if missing
-        local ep=$1 key=$2; shift 2
-        etcdctl --endpoints "$ep" "$@" get "$key" -w json | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-print(d["kvs"][0]["mod_revision"] if d.get("kvs") else 0)'
-}
-value() { etcdctl --endpoints "$1" get "$2" --print-value-only "${@:3}"; }
+. "$ROOT/tests/lib/etcd.sh" # free_ports, start_etcd, stop_etcd, wait_healthy, single, mod_rev, value
 idfile() { printf '%s\n' "$2" >"$T/id-$1"; echo "$T/id-$1"; }
 
 # =============== single node: the basics, etcdctl as the oracle ===============

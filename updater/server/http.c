@@ -230,6 +230,7 @@ typedef struct Req {
         unsigned status;
         uint64_t bytes;
         bool is_update;
+        bool is_fleetlock;          /* POST /v1/pre-reboot or /v1/steady-state (fleetlock.c) */
         bool too_big;
         bool answered;
         Server *server;
@@ -375,6 +376,8 @@ static enum MHD_Result serve_api(Server *s, struct MHD_Connection *c, Req *q, co
                 r = server_db_events_json(s->db, &b, m && *m ? m : NULL, arg_uint(c, "limit", 100, 10000));
         } else if (strcmp(url, "/api/v1/channels") == 0)
                 r = server_channels_json(s, now_sec(), &b);
+        else if (strcmp(url, "/api/v1/locks") == 0)
+                r = fleetlock_status_json(s->fleetlock, &b);
         else if (strcmp(url, "/api/v1/health") == 0) {
                 /* 503 while database writes fail, so a monitor or load balancer needs only the status. */
                 bool failing = false;
@@ -424,6 +427,25 @@ static enum MHD_Result serve_update(Server *s, struct MHD_Connection *c, Req *q)
         return respond_obuf(c, q, MHD_HTTP_OK, "application/xml", &out);
 }
 
+/* FleetLock: the answer and its JSON body come from fleetlock.c; 405 says what is allowed, 503 when to retry. */
+static enum MHD_Result serve_fleetlock(Server *s, struct MHD_Connection *c, Req *q) {
+        _cleanup_buf_ Buf out;
+        buf_init(&out, 64u * 1024u);
+        const char *hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "fleet-lock-protocol");
+        unsigned status = fleetlock_answer(s->fleetlock, q->path, q->method, hdr, q->body.data, q->body.len, q->too_big,
+                                           &out, q->note, sizeof q->note);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(out.len, out.data ? out.data : (void *)"",
+                                                                    MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
+        if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+                MHD_add_response_header(resp, "Retry-After", "5");
+        return queue(c, q, status, resp, out.len);
+}
+
 static void peer_of(struct MHD_Connection *c, Req *q) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         format_peer(ci ? ci->client_addr : NULL, q->ip, sizeof q->ip, q->peer, sizeof q->peer);
@@ -442,10 +464,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 q->server = s;
                 snprintf(q->method, sizeof q->method, "%s", method);
                 snprintf(q->path, sizeof q->path, "%s", url);
-                buf_init(&q->body, OMAHA_MAX_BODY);
                 peer_of(c, q);
                 *con_cls = q;
                 q->is_update = strcmp(url, "/v1/update/") == 0 || strcmp(url, "/v1/update") == 0;
+                q->is_fleetlock = strcmp(url, "/v1/pre-reboot") == 0 || strcmp(url, "/v1/steady-state") == 0;
+                buf_init(&q->body, q->is_fleetlock ? FLEETLOCK_MAX_BODY : OMAHA_MAX_BODY);
+                if (q->is_fleetlock && strcmp(method, "POST") == 0) {
+                        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                        if (cl && strtoull(cl, NULL, 10) > FLEETLOCK_MAX_BODY) {
+                                q->too_big = true;
+                                return serve_fleetlock(s, c, q);
+                        }
+                }
                 if (q->is_update && strcmp(method, "POST") == 0) {
                         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                         if (cl && strtoull(cl, NULL, 10) > OMAHA_MAX_BODY)
@@ -461,8 +491,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return MHD_YES;
         }
         if (*upload_data_size > 0) {
-                if (!q->is_update)
-                        q->too_big = true; /* bodies are only for the Omaha endpoint; discard */
+                if (!q->is_update && !q->is_fleetlock)
+                        q->too_big = true; /* bodies are only for the Omaha and FleetLock endpoints; discard */
                 else if (!q->too_big && buf_put(&q->body, upload_data, *upload_data_size) < 0) {
                         q->too_big = true;
                         buf_free(&q->body);
@@ -476,6 +506,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                         return respond_text(c, q, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
                 return serve_update(s, c, q);
         }
+        if (q->is_fleetlock)
+                return serve_fleetlock(s, c, q);
         if (strncmp(url, "/payloads/", 10) == 0) {
                 if (!get && !head)
                         return respond_text(c, q, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET or HEAD");

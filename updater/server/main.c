@@ -26,6 +26,12 @@ static void usage(FILE *f) {
                 "  --idle-timeout SECS      close a connection silent this long, 1..3600 (default %u)\n"
                 "  --max-conns N            connections in all, 1..65535 (default %u)\n"
                 "  --max-conns-per-ip N     connections from one IP address, 0..65535, 0 = no limit (default %u)\n"
+                "FleetLock (POST /v1/pre-reboot, /v1/steady-state; JSON at /api/v1/locks):\n"
+                "  --lock-group NAME=MAX    a reboot group and how many of its hosts may reboot at once (repeatable;\n"
+                "                           default: default=1); other groups are refused\n"
+                "  --lock-etcd URLS         keep the semaphores in etcd (locksmith's keys) instead of the database\n"
+                "  --lock-etcd-cacert FILE, --lock-etcd-cert FILE, --lock-etcd-key FILE, --lock-etcd-user USER:PASS,\n"
+                "  --lock-etcd-timeout SECS (one etcd request, default 5)\n"
                 "SECS take an optional suffix s, m or h.\n",
                 SERVER_DEFAULT_APPID, SERVER_DEFAULT_THREADS, SERVER_DB_QUEUE_DEFAULT, SERVER_DEFAULT_REQUEST_TIMEOUT,
                 SERVER_DEFAULT_IDLE_TIMEOUT, SERVER_DEFAULT_MAX_CONNS, SERVER_DEFAULT_MAX_CONNS_PER_IP);
@@ -76,7 +82,8 @@ int main(int argc, char **argv) {
                 .max_conns = SERVER_DEFAULT_MAX_CONNS,
                 .max_conns_per_ip = SERVER_DEFAULT_MAX_CONNS_PER_IP,
         };
-        enum { OPT_WRITE_QUEUE = 256, OPT_REQUEST_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_PER_IP };
+        enum { OPT_WRITE_QUEUE = 256, OPT_REQUEST_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_PER_IP, OPT_LOCK };
+        FleetLockConfig flc = { 0 };
         static const struct option opts[] = {
                 { "reldir", required_argument, NULL, 'r' },  { "db", required_argument, NULL, 'd' },
                 { "listen", required_argument, NULL, 'l' },  { "base-url", required_argument, NULL, 'b' },
@@ -87,11 +94,19 @@ int main(int argc, char **argv) {
                 { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
                 { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
                 { "max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP },
+                { "lock-group", required_argument, NULL, OPT_LOCK },
+                { "lock-etcd", required_argument, NULL, OPT_LOCK },
+                { "lock-etcd-cacert", required_argument, NULL, OPT_LOCK },
+                { "lock-etcd-cert", required_argument, NULL, OPT_LOCK },
+                { "lock-etcd-key", required_argument, NULL, OPT_LOCK },
+                { "lock-etcd-user", required_argument, NULL, OPT_LOCK },
+                { "lock-etcd-timeout", required_argument, NULL, OPT_LOCK },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        int o;
-        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+        int o, idx = 0;
+        char why[512];
+        while ((o = getopt_long(argc, argv, "h", opts, &idx)) >= 0) {
                 int r = 0;
                 switch (o) {
                 case 'r': reldir = optarg; break;
@@ -110,6 +125,10 @@ int main(int argc, char **argv) {
                 case OPT_MAX_CONNS_PER_IP:
                         r = opt_number("--max-conns-per-ip", optarg, 0, 65535, false, &lim.max_conns_per_ip);
                         break;
+                case OPT_LOCK:
+                        if ((r = fleetlock_config_option(&flc, opts[idx].name, optarg, why, sizeof why)) < 0)
+                                log_error(r, "%s", why);
+                        break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
                 }
@@ -120,6 +139,8 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return 2;
         }
+        if (fleetlock_config_check(&flc, why, sizeof why) < 0)
+                return log_error(EINVAL, "%s", why), 2;
         if (strlen(appid) > OMAHA_ATTR_MAX || !*appid)
                 return log_error(EINVAL, "--appid '%s' is empty or too long", appid), 2;
         if (base_url && strlen(base_url) > 400)
@@ -148,6 +169,11 @@ int main(int argc, char **argv) {
                                     "and its directory", dbpath), 1;
         if (r < 0)
                 return log_error_errno(r, "cannot open database '%s'", dbpath), 1;
+        flc.max_inflight = lim.threads > 1 ? lim.threads - 1 : 1; /* one HTTP thread stays for the rest */
+        r = fleetlock_open(&flc, dbpath, (int)busy_ms, &s.fleetlock);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the FleetLock semaphores (%s)",
+                                       flc.etcd.n_endpoints ? "--lock-etcd options" : dbpath), 1;
         if ((r = payload_cache_new(&s.cache)) < 0 || (r = channel_cache_new(&s.channels)) < 0)
                 return log_error_errno(r, "out of memory"), 1;
 
@@ -181,6 +207,7 @@ int main(int argc, char **argv) {
         sigwait(&mask, &sig);
         log_msg("stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         server_http_stop(&s);
+        fleetlock_close(s.fleetlock);
         r = server_db_close(s.db); /* logs what it could not write */
         payload_cache_free(s.cache);
         channel_cache_free(s.channels);

@@ -7,6 +7,7 @@
 #include "omaha/omaha.h"
 #include "channels.h"
 #include "db.h"
+#include "fleetlock.h"
 
 #define SERVER_DEFAULT_APPID "{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}"
 #define SERVER_NAME "cairn-server"
@@ -39,6 +40,7 @@ typedef struct Server {
         struct MHD_Daemon *mhd;
         ConnWatch *watch;        /* request deadlines (server-http.c) */
         uint16_t port;           /* the bound port */
+        FleetLock *fleetlock;    /* POST /v1/pre-reboot, /v1/steady-state, GET /api/v1/locks (fleetlock.c) */
 } Server;
 
 /* Answer a parsed Omaha request into out (a whole <response> document). note (size note_size) receives a

@@ -42,6 +42,9 @@ for p in linux-image-cloud-amd64 busybox-static; do
         [ -n "${DEB[$p]:-}" ] || die "$RECIPE/packages does not provide '$p'"
 done
 KERNEL_DEB=${DEB[linux-image-cloud-amd64]}
+# Every package is also a recipe variable: ${DEB_<package, non-alphanumerics as _>} (e.g. DEB_dropbear_bin).
+DEBVARS=()
+for p in "${!DEB[@]}"; do DEBVARS+=(--var "DEB_${p//[^A-Za-z0-9]/_}=${DEB[$p]}"); done
 BUSYBOX_DEB=${DEB[busybox-static]}
 
 # 2. Kernel: unpack the package into a scratch dir, keep vmlinuz and the modules we need.
@@ -139,7 +142,7 @@ find "$IR" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 # 5. File systems.
 mkimage() { "$BIN/cairn-mkimage" "$@"; }
 mkimage -o "$W/usr.img" --size "${USR_SIZE}M" --seed "$SEED-usr" --label USR --no-journal \
-        --root-mode usr --var "BUSYBOX_DEB=$BUSYBOX_DEB" --var "KVER=$KVER" --var "TREE=$TREE" \
+        --root-mode usr --var "BUSYBOX_DEB=$BUSYBOX_DEB" --var "KVER=$KVER" --var "TREE=$TREE" "${DEBVARS[@]}" \
         --recipe "$RECIPE/usr.recipe"
 if [ "${CAIRN_USR_ONLY:-0}" = 1 ]; then mv "$W/usr.img" "$OUT/usr.img"; say "wrote $OUT/usr.img"; exit 0; fi
 mkimage -o "$W/root.img" --size 128M --seed "$SEED-root" --label ROOT --recipe "$RECIPE/root.recipe"

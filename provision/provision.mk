@@ -16,3 +16,15 @@ test-provision_LIBS := $(PROVISION_LIBS)
 FUZZERS += fuzz-ignition
 fuzz-ignition_SRCS := tests/fuzz/fuzz-ignition.c $(PROVISION_LIB_SRCS)
 fuzz-ignition_LIBS := $(PROVISION_LIBS)
+
+# The installer: cairn-getrelease (C: a release's verified /usr image, from a payload file or an Omaha server,
+# on the agent's Omaha/HTTP/apply code and the payload library) and cairn-install (shell: checks, layout, write,
+# read-back), installed into build/bin like the C programs.
+BINS += cairn-getrelease
+cairn-getrelease_SRCS = provision/getrelease.c $(AGENT_LIB_SRCS)
+cairn-getrelease_LIBS = $(AGENT_LIBS)
+$(BUILD)/obj/provision/getrelease.o: CPPFLAGS += -Iupdater
+all: $(BUILD)/bin/cairn-install
+$(BUILD)/bin/cairn-install: provision/cairn-install
+	@mkdir -p $(dir $@)
+	install -m 0755 $< $@

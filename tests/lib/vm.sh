@@ -10,6 +10,7 @@
 #       --guestfwd tcp:10.0.2.100:80-tcp:127.0.0.1:PORT   let the guest reach one host service
 #       --no-overlay               write to DISK itself
 #       --fw-cfg NAME=FILE         a QEMU fw_cfg item (e.g. opt/org.flatcar-linux/config=config.ign)
+#       --disk2 FILE               a second virtio disk (raw, written directly; /dev/vdb in the guest)
 #   vm_wait NAME REGEX [SECS]      wait (default 300 s) for an extended-regex line on the serial console,
 #                                  counting only output after the last vm_mark; 0 if seen, 1 on timeout/exit
 #   vm_mark NAME                   forget console output so far (before a reboot)
@@ -51,6 +52,7 @@ vm_start() {
                         shift ;;
                 --no-overlay) overlay=0 ;;
                 --fw-cfg) fwcfg+=(-fw_cfg "name=${2%%=*},file=${2#*=}"); shift ;;
+                --disk2) fwcfg+=(-drive "if=virtio,format=raw,file=$2,cache=unsafe"); shift ;;
                 *) vm_log "vm_start: unknown option $1"; return 2 ;;
                 esac
                 shift

@@ -34,7 +34,7 @@ FUZZERS :=
 COMMON_SRCS :=
 
 # Every component keeps its rules in <dir>/*.mk (one file per owner of a part).
-include $(sort $(wildcard common/*.mk image/*.mk bootcfg/*.mk updater/*/*.mk tpm/*.mk tests/*.mk))
+include $(sort $(wildcard common/*.mk image/*.mk bootcfg/*.mk updater/*/*.mk tpm/*.mk provision/*.mk tests/*.mk))
 
 .PHONY: all clean check check-long image run bench deps unit tsan-unit fuzz-replay
 all: $(addprefix $(BUILD)/bin/,$(BINS))

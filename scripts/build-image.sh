@@ -42,6 +42,9 @@ for p in linux-image-cloud-amd64 busybox-static; do
         [ -n "${DEB[$p]:-}" ] || die "$RECIPE/packages does not provide '$p'"
 done
 KERNEL_DEB=${DEB[linux-image-cloud-amd64]}
+# Every package is also a recipe variable: ${DEB_<package, non-alphanumerics as _>} (e.g. DEB_dropbear_bin).
+DEBVARS=()
+for p in "${!DEB[@]}"; do DEBVARS+=(--var "DEB_${p//[^A-Za-z0-9]/_}=${DEB[$p]}"); done
 BUSYBOX_DEB=${DEB[busybox-static]}
 
 # 2. Kernel: unpack the package into a scratch dir, keep vmlinuz and the modules we need.
@@ -94,7 +97,7 @@ for p in $HOST_PROGRAMS; do
         [ -x "$BIN/$p" ] || continue
         install -m 0755 "$BIN/$p" "$TREE/usr/bin/$p"
         # shared libraries, from this build host's Debian packages, at their usual paths under /usr
-        ldd "$BIN/$p" | awk '/=> \//{print $3} /^[ \t]*\/lib/{print $1}' | while read -r lib; do
+        { ldd "$BIN/$p" 2>/dev/null || true; } | awk '/=> \//{print $3} /^[ \t]*\/lib/{print $1}' | while read -r lib; do
                 real=$(readlink -f "$lib")
                 dest=$TREE/usr/${lib#/usr/}
                 dest=${dest/#$TREE\/usr\/usr\//$TREE/usr/}
@@ -136,12 +139,8 @@ done
 find "$IR" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 (cd "$IR" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -n -9 >"$TREE/usr/boot/initrd"
 
-# 5. File systems.
+# 5. File systems (the /usr image last, after step 6: it carries the installer's templates).
 mkimage() { "$BIN/cairn-mkimage" "$@"; }
-mkimage -o "$W/usr.img" --size "${USR_SIZE}M" --seed "$SEED-usr" --label USR --no-journal \
-        --root-mode usr --var "BUSYBOX_DEB=$BUSYBOX_DEB" --var "KVER=$KVER" --var "TREE=$TREE" \
-        --recipe "$RECIPE/usr.recipe"
-if [ "${CAIRN_USR_ONLY:-0}" = 1 ]; then mv "$W/usr.img" "$OUT/usr.img"; say "wrote $OUT/usr.img"; exit 0; fi
 mkimage -o "$W/root.img" --size 128M --seed "$SEED-root" --label ROOT --recipe "$RECIPE/root.recipe"
 mkimage -o "$W/oem.img" --size "${OEM_SIZE}M" --seed "$SEED-oem" --label OEM --recipe "$RECIPE/oem.recipe"
 
@@ -168,6 +167,21 @@ mkdir -p "$W/esp/EFI/BOOT"
 cp "$W/BOOTX64.EFI" image/grub/grub.cfg "$W/grubenv" "$W/grubenv.bak" "$W/esp/EFI/BOOT/"
 find "$W/esp" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 MTOOLS_SKIP_CHECK=1 mcopy -s -m -Q -i "$ESP" "$W/esp/EFI" ::/
+
+# 6b. What cairn-install needs besides the release's /usr (docs/install.md): the partitions other than USR as
+# built here (compressed), GRUB's BIOS boot code and the layout; then the /usr image itself.
+INST=$TREE/usr/share/cairn/install
+mkdir -p "$INST"
+for f in esp root oem; do gzip -n -9 <"$W/$f.img" >"$INST/$f.img.gz"; done
+cp "$W/core.img" "$INST/core.img"
+cp /usr/lib/grub/i386-pc/boot.img "$INST/boot.img"
+printf 'DISK_SIZE=%s\nESP_SIZE=%s\nBIOS_SIZE=%s\nUSR_SIZE=%s\nOEM_SIZE=%s\n' \
+        "$DISK_SIZE" "$ESP_SIZE" "$BIOS_SIZE" "$USR_SIZE" "$OEM_SIZE" >"$INST/layout.conf"
+find "$INST" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+mkimage -o "$W/usr.img" --size "${USR_SIZE}M" --seed "$SEED-usr" --label USR --no-journal \
+        --root-mode usr --var "BUSYBOX_DEB=$BUSYBOX_DEB" --var "KVER=$KVER" --var "TREE=$TREE" "${DEBVARS[@]}" \
+        --recipe "$RECIPE/usr.recipe"
+if [ "${CAIRN_USR_ONLY:-0}" = 1 ]; then mv "$W/usr.img" "$OUT/usr.img"; say "wrote $OUT/usr.img"; exit 0; fi
 
 # 7. The disk.
 "$BIN/cairn-mkdisk" -o "$OUT/cairn.img" --size "${DISK_SIZE}M" --seed "$SEED" \

@@ -14,6 +14,8 @@ PKGS=(
         # test peers
         qemu-system-x86 ovmf seabios swtpm swtpm-tools tpm2-tools etcd-server etcd-client nginx-light vboot-utils cryptsetup-bin
         curl python3 sqlite3 openssl socat
+        # provisioning: ignition-validate (the reference parser for our Ignition subset), the OpenSSH client for SSH tests
+        ignition openssh-client
         # benchmarks
         hyperfine wrk time bc
 )

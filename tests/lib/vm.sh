@@ -9,6 +9,8 @@
 #       --hostfwd tcp::HP-:GP      forward 127.0.0.1:HP on the host to guest port GP
 #       --guestfwd tcp:10.0.2.100:80-tcp:127.0.0.1:PORT   let the guest reach one host service
 #       --no-overlay               write to DISK itself
+#       --fw-cfg NAME=FILE         a QEMU fw_cfg item (e.g. opt/org.flatcar-linux/config=config.ign)
+#       --disk2 FILE               a second virtio disk (raw, written directly; /dev/vdb in the guest)
 #   vm_wait NAME REGEX [SECS]      wait (default 300 s) for an extended-regex line on the serial console,
 #                                  counting only output after the last vm_mark; 0 if seen, 1 on timeout/exit
 #   vm_mark NAME                   forget console output so far (before a reboot)
@@ -31,7 +33,7 @@ vm_log() { echo "vm: $*" >&2; }
 
 vm_start() {
         local name=$1 disk=$2; shift 2
-        local fw=efi tpm=0 mem=512 size= overlay=1 nets=() d=$VM_DIR/$name
+        local fw=efi tpm=0 mem=512 size= overlay=1 nets=() fwcfg=() d=$VM_DIR/$name
         while [ $# -gt 0 ]; do
                 case $1 in
                 --firmware) fw=$2; shift ;;
@@ -49,6 +51,8 @@ vm_start() {
                         fi
                         shift ;;
                 --no-overlay) overlay=0 ;;
+                --fw-cfg) fwcfg+=(-fw_cfg "name=${2%%=*},file=${2#*=}"); shift ;;
+                --disk2) fwcfg+=(-drive "if=virtio,format=raw,file=$2,cache=unsafe"); shift ;;
                 *) vm_log "vm_start: unknown option $1"; return 2 ;;
                 esac
                 shift
@@ -71,6 +75,7 @@ vm_start() {
                 -chardev "pipe,id=mon0,path=$d/mon" -mon chardev=mon0,mode=readline
                 -drive "if=virtio,format=$fmt,file=$drive,cache=unsafe"
                 -netdev "user,id=n0,restrict=on$(printf ',%s' "${nets[@]}")" -device virtio-net-pci,netdev=n0)
+        args+=("${fwcfg[@]}")
         if [ "$fw" = efi ]; then
                 cp "$OVMF_VARS" "$d/vars.fd"
                 args+=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE" -drive "if=pflash,format=raw,file=$d/vars.fd")

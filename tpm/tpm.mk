@@ -1,5 +1,5 @@
 # tpm/tpm.mk — measured boot: the event-log library, TPM access (tpm2-tss ESAPI) and cairn-tpm.
-TPM_LOG_SRCS := tpm/error.c tpm/alg.c tpm/eventlog.c tpm/replay.c
+TPM_LOG_SRCS := tpm/error.c tpm/algtab.c tpm/alg.c tpm/eventlog.c tpm/replay.c
 TPM_LOG_LIBS := -lcrypto
 
 UNIT_TESTS += test-tpm-eventlog
@@ -19,3 +19,9 @@ TPM_LIBS := $(shell pkg-config --libs tss2-esys tss2-tctildr tss2-rc) \
 BINS += cairn-tpm
 cairn-tpm_SRCS := tpm/main.c $(TPM_LIB_SRCS)
 cairn-tpm_LIBS := $(TPM_LIBS)
+
+# The initramfs's PCR 11 measurer: static, no tpm2-tss and no OpenSSL (raw TPM commands, tpm/minisha.c).
+BINS += cairn-tpm-initrd
+cairn-tpm-initrd_SRCS := tpm/initrd.c tpm/minisha.c tpm/slotid.c tpm/eventlog.c tpm/error.c tpm/algtab.c common/gpt.c
+cairn-tpm-initrd_LIBS := -lz
+cairn-tpm-initrd_STATIC := 1

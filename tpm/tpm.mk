@@ -16,9 +16,15 @@ TPM_LIB_SRCS := $(TPM_LOG_SRCS) tpm/esys.c tpm/ourlog.c
 TPM_LIBS := $(shell pkg-config --libs tss2-esys tss2-tctildr tss2-rc) \
 	-Wl,--push-state,--no-as-needed -ltss2-tcti-device -Wl,--pop-state -lcrypto
 
+# predict: the disk (GPT, the ESP's FAT and grubenv through bootcfg, the slot's ext4 through libext2fs).
+TPM_PREDICT_SRCS := tpm/predict.c tpm/slotid.c bootcfg/state.c bootcfg/bootcfg.c bootcfg/grubenv.c \
+	bootcfg/gptattr.c bootcfg/fat.c common/gpt.c
+TPM_PREDICT_LIBS := -lext2fs -lcom_err -lblkid -lz
+$(addprefix $(BUILD)/obj/,tpm/predict.o tpm/main.o tests/unit/test-tpm-predict.o): CPPFLAGS += -Ibootcfg
+
 BINS += cairn-tpm
-cairn-tpm_SRCS := tpm/main.c $(TPM_LIB_SRCS)
-cairn-tpm_LIBS := $(TPM_LIBS)
+cairn-tpm_SRCS := tpm/main.c $(TPM_LIB_SRCS) $(TPM_PREDICT_SRCS)
+cairn-tpm_LIBS := $(TPM_LIBS) $(TPM_PREDICT_LIBS)
 
 # The initramfs's PCR 11 measurer: static, no tpm2-tss and no OpenSSL (raw TPM commands, tpm/minisha.c).
 BINS += cairn-tpm-initrd

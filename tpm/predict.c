@@ -221,12 +221,61 @@ static int slot_file(struct ctx *c, ext2_filsys fs, const char *path, size_t max
         return 0;
 }
 
-/* The verity root hash GRUB puts on the command line as cairn.usrhash=, if the slot carries one. Not built yet:
- * when the dm-verity work lands (a small file in the slot that grub.cfg reads), read the same file here and
- * return its hash; grub_run() then adds the commands that read it and the argument, and PCR 11 uses it. */
-static int slot_usrhash(struct ctx *c, ext2_filsys fs, char *buf, size_t size) {
-        (void)c, (void)fs, (void)buf, (void)size;
+/* A value from a GRUB environment block (load_env KEY: a missing key leaves the variable unset). */
+static int env_value(const uint8_t *blk, size_t len, const char *key, char *buf, size_t size) {
+        if (len < strlen(GRUBENV_SIGNATURE) || memcmp(blk, GRUBENV_SIGNATURE, strlen(GRUBENV_SIGNATURE)) != 0)
+                return -EBADMSG;
+        size_t kl = strlen(key);
+        for (const uint8_t *p = blk, *end = blk + len; p < end;) {
+                const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+                if (!nl)
+                        break;
+                if ((size_t)(nl - p) > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
+                        size_t vl = (size_t)(nl - p) - kl - 1;
+                        if (vl >= size)
+                                return -E2BIG;
+                        memcpy(buf, p + kl + 1, vl);
+                        buf[vl] = 0;
+                        return 0;
+                }
+                p = nl + 1;
+        }
         return -ENOENT;
+}
+
+/* dm-verity (the verity work's grub.cfg block, docs/verity.md): GRUB reads usrhash_sector from the slot's
+ * /lib/cairn/verity.env, then usrhash from the env block at that sector of the slot (2 sectors), and puts
+ * cairn.usrhash=$usrhash on the command line. Predict reads the same two blocks. ret_sector/usrhash are "" when
+ * absent (GRUB then expands them to nothing). */
+static int slot_usrhash(struct ctx *c, ext2_filsys fs, uint64_t part_off, uint64_t part_size, char *sector,
+                        size_t ssize, char *usrhash, size_t hsize) {
+        sector[0] = usrhash[0] = 0;
+        _cleanup_free_ uint8_t *venv = NULL;
+        size_t vlen;
+        struct tpm_error ignore = { 0 };
+        struct tpm_error *saved = c->err;
+        c->err = &ignore;
+        int r = slot_file(c, fs, "lib/cairn/verity.env", 4096, &venv, &vlen);
+        c->err = saved;
+        if (r < 0)
+                return 0;
+        if (env_value(venv, vlen, "usrhash_sector", sector, ssize) < 0)
+                return 0;
+        char *end;
+        errno = 0;
+        unsigned long long sec = strtoull(sector, &end, 10);
+        if (errno || *end || end == sector || sec > part_size / GPT_SECTOR_SIZE - 2)
+                return tpm_error_set(c->err, -EINVAL, TPM_ERR_INVALID,
+                                     "slot %c: /usr/lib/cairn/verity.env names sector \"%.32s\" outside the slot",
+                                     bootcfg_slot_name(c->p->slot), sector);
+        uint8_t blk[1024];
+        r = pread_full(c->fd, blk, sizeof blk, part_off + sec * GPT_SECTOR_SIZE);
+        if (r < 0)
+                return tpm_error_set(c->err, r, TPM_ERR_IO, "slot %c: cannot read its root-hash block: %s",
+                                     bootcfg_slot_name(c->p->slot), strerror(-r));
+        if (env_value(blk, sizeof blk, "usrhash", usrhash, hsize) < 0)
+                usrhash[0] = 0;
+        return 0;
 }
 
 /* ---- GRUB's run of image/grub/grub.cfg, command by command (keep in step with grub.cfg; docs/boot.md) ---- */
@@ -323,7 +372,8 @@ static int grub_run(struct ctx *c, const struct gpt_table *t, int esp, const str
 
 /* The rest of the run once the slot's files are known: probe, command line, linux, initrd, boot. */
 static int grub_boot(struct ctx *c, int esp, unsigned partno, const char *partuuid, const struct env *env,
-                     const char *usrhash, const uint8_t *kernel, size_t klen, const uint8_t *initrd, size_t ilen) {
+                     bool verity, const char *sector, const char *usrhash, const uint8_t *kernel, size_t klen,
+                     const uint8_t *initrd, size_t ilen) {
         const char *gd = c->o->grub_disk ?: "hd0";
         char slot = bootcfg_slot_name(c->p->slot);
         (void)esp;
@@ -331,7 +381,7 @@ static int grub_boot(struct ctx *c, int esp, unsigned partno, const char *partuu
         char cmdline[1024];
         int n = snprintf(cmdline, sizeof cmdline,
                          "console=tty0 console=ttyS0,115200n8 panic=5 cairn.slot=%c cairn.usr=PARTUUID=%s%s%s %s", slot,
-                         partuuid, usrhash ? " cairn.usrhash=" : "", usrhash ?: "", env->extra);
+                         partuuid, verity ? " cairn.usrhash=" : "", verity ? usrhash : "", env->extra);
         if (n < 0 || (size_t)n >= sizeof cmdline)
                 return tpm_error_set(c->err, -E2BIG, TPM_ERR_TOO_LARGE, "kernel command line too long");
         /* The arguments of linux: $cmdline split on blanks (the empty tail vanishes). */
@@ -349,8 +399,14 @@ static int grub_boot(struct ctx *c, int esp, unsigned partno, const char *partuu
         char kpath[128], ipath[128];
         snprintf(kpath, sizeof kpath, "(%s,gpt%u)/boot/vmlinuz", gd, partno);
         snprintf(ipath, sizeof ipath, "(%s,gpt%u)/boot/initrd", gd, partno);
-        if ((r = cmd(c, "probe --part-uuid --set=usruuid (%s,gpt%u)", gd, partno)) < 0 ||
-            (r = cmd(c, "set cmdline=%s", cmdline)) < 0 || (r = cmd(c, "echo cairn: booting slot %c", slot)) < 0 ||
+        if ((r = cmd(c, "probe --part-uuid --set=usruuid (%s,gpt%u)", gd, partno)) < 0)
+                return r;
+        if (verity && ((r = cmd(c, "unset usrhash_sector")) < 0 || (r = cmd(c, "unset usrhash")) < 0 ||
+                       (r = cmd(c, "load_env --skip-sig -f (%s,gpt%u)/lib/cairn/verity.env usrhash_sector", gd,
+                                partno)) < 0 ||
+                       (r = cmd(c, "load_env --skip-sig -f (%s,gpt%u)%s+2 usrhash", gd, partno, sector)) < 0))
+                return r;
+        if ((r = cmd(c, "set cmdline=%s", cmdline)) < 0 || (r = cmd(c, "echo cairn: booting slot %c", slot)) < 0 ||
             (r = cmd(c, "[ %s = efi ]", c->o->bios ? "pc" : "efi")) < 0 || (r = cmd(c, "linuxefi %s%s", kpath, words)) < 0 ||
             (r = file_event(c, kpath, kernel, klen)) < 0)
                 return r;
@@ -482,9 +538,14 @@ static int predict_run(struct ctx *c) {
         if (r < 0)
                 return tpm_error_set(c->err, r, TPM_ERR_INVALID, "slot %c: /usr/lib/os-release has no usable VERSION_ID",
                                      bootcfg_slot_name(slot));
-        char usrhash[160];
-        bool have_hash = slot_usrhash(c, fs, usrhash, sizeof usrhash) >= 0;
-        if ((r = grub_boot(c, esp, p->partno, p->partuuid, &env, have_hash ? usrhash : NULL, kernel, klen, initrd,
+        /* grub.cfg with the dm-verity block reads the root hash from the slot (see slot_usrhash()). */
+        bool verity = memmem(cfg, cfglen, "lib/cairn/verity.env", 20) != NULL;
+        char usrhash[160] = "", sector[32] = "";
+        uint64_t psize = (gpt_entry_last_lba(e) - gpt_entry_first_lba(e) + 1) * GPT_SECTOR_SIZE;
+        if (verity && (r = slot_usrhash(c, fs, off, psize, sector, sizeof sector, usrhash, sizeof usrhash)) < 0)
+                return r;
+        bool have_hash = usrhash[0] != 0;
+        if ((r = grub_boot(c, esp, p->partno, p->partuuid, &env, verity, sector, usrhash, kernel, klen, initrd,
                            ilen)) < 0)
                 return r;
 

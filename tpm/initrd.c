@@ -183,11 +183,14 @@ static int partuuid_of(const char *dev, char *buf) {
         snprintf(p, sizeof p, "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
         char pp[96];
         snprintf(pp, sizeof pp, "%s/partition", p);
-        _cleanup_free_ char *num = NULL;
-        size_t nlen;
-        int r = read_file_bounded(pp, 32, &num, &nlen);
-        if (r < 0)
-                return r == -ENOENT ? -ENOTBLK : r;
+        /* sysfs attributes claim 4096 bytes: read, do not stat. */
+        char num[32] = "";
+        _cleanup_close_ int nfd = open(pp, O_RDONLY | O_CLOEXEC);
+        if (nfd < 0)
+                return errno == ENOENT ? -ENOTBLK : negative_errno();
+        if (read(nfd, num, sizeof num - 1) <= 0)
+                return -EIO;
+        int r;
         int partno = atoi(num);
         /* The parent directory of the partition in sysfs is the disk. */
         ssize_t k = readlink(p, link, sizeof link - 1);

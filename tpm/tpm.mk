@@ -31,3 +31,7 @@ BINS += cairn-tpm-initrd
 cairn-tpm-initrd_SRCS := tpm/initrd.c tpm/minisha.c tpm/slotid.c tpm/eventlog.c tpm/error.c tpm/algtab.c common/gpt.c
 cairn-tpm-initrd_LIBS := -lz
 cairn-tpm-initrd_STATIC := 1
+
+UNIT_TESTS += test-tpm-predict
+test-tpm-predict_SRCS := tests/unit/test-tpm-predict.c tpm/minisha.c $(TPM_LOG_SRCS) $(TPM_PREDICT_SRCS)
+test-tpm-predict_LIBS := $(TPM_LOG_LIBS) $(TPM_PREDICT_LIBS)

@@ -2,6 +2,7 @@
 #include "bootdigest.h"
 
 #include <errno.h>
+#include <ext2fs/ext2_err.h>
 #include <ext2fs/ext2fs.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -90,6 +91,7 @@ int usr_boot_digests(const char *image, uint64_t offset, uint8_t kernel[32], uin
         char opts[64];
         snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)offset);
         _cleanup_(fs_closep) ext2_filsys fs = NULL;
+        initialize_ext2_error_table();
         errcode_t er = ext2fs_open2(image, opts, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
         if (er)
                 return snprintf(why, wsize, "not an ext4 image: %s", error_message(er)), -EMEDIUMTYPE;

@@ -2,6 +2,7 @@
  * command by command for the slot state, the files it reads, and the initramfs's PCR 11 events. */
 #include "predict.h"
 
+#include <ext2fs/ext2_err.h>
 #include <ext2fs/ext2fs.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -524,6 +525,7 @@ static int predict_run(struct ctx *c) {
         char io_opts[64];
         snprintf(io_opts, sizeof io_opts, "offset=%llu", (unsigned long long)off);
         _cleanup_(fs_closep) ext2_filsys fs = NULL;
+        initialize_ext2_error_table();
         errcode_t er = ext2fs_open2(o->disk, io_opts, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
         if (er)
                 return tpm_error_set(c->err, -EIO, TPM_ERR_IO, "slot %c of \"%s\": cannot open its ext4: %s",

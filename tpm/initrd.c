@@ -16,12 +16,15 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "eventlog.h"
 #include "fileio.h"
 #include "gpt.h"
 #include "log.h"
 #include "minisha.h"
+#include "parse.h"
 #include "slotid.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NO_TPM = 3, EXIT_LOG_AHEAD = 4, EXIT_REFUSED = 5 };
@@ -139,7 +142,7 @@ static int tpm_extend(int fd, unsigned pcr, const struct tpm_digests *d, uint32_
         return r < 0 ? r : *ret_rc ? -EIO : 0;
 }
 
-/* "unix:PATH" (a swtpm data socket, for tests) or a character device; NULL: /dev/tpmrm0, then /dev/tpm0. */
+/* "unix:PATH" or "tcp:127.0.0.1:PORT" (a swtpm data socket, for tests) or a character device; NULL: /dev/tpmrm0, then /dev/tpm0. */
 static int tpm_connect(const char *dev, char *used, size_t usize) {
         if (dev && strncmp(dev, "unix:", 5) == 0) {
                 struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -147,6 +150,23 @@ static int tpm_connect(const char *dev, char *used, size_t usize) {
                         return -ENAMETOOLONG;
                 strcpy(a.sun_path, dev + 5);
                 int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return negative_errno();
+                if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+                        int r = negative_errno();
+                        close(fd);
+                        return r;
+                }
+                snprintf(used, usize, "%s", dev);
+                return fd;
+        }
+        if (dev && strncmp(dev, "tcp:127.0.0.1:", 14) == 0) { /* swtpm --server type=tcp, tests only */
+                unsigned port;
+                if (parse_unsigned_range(dev + 14, 1, 65535, &port) < 0)
+                        return -EINVAL;
+                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (fd < 0)
                         return negative_errno();
                 if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
@@ -254,7 +274,7 @@ static int pcr11_owner(const char *efivars, const char *fwlog, char *why, size_t
 
 static void usage(FILE *f) {
         fprintf(f, "usage: cairn-tpm-initrd --usr-dev DEV --os-release FILE [--usrhash HEX] [--log PATH]\n"
-                   "                        [--device DEV|unix:SOCKET] [--efivars DIR] [--firmware PATH]\n"
+                   "                        [--device DEV|unix:SOCKET|tcp:127.0.0.1:PORT] [--efivars DIR] [--firmware PATH]\n"
                    "Extend PCR 11 (every active bank) with the slot identity, the version and leave-initrd, as\n"
                    "EV_EVENT_TAG records of a TCG log (default /run/cairn/tpm-events.log).\n"
                    "exit: 0 measured, 1 error, 2 usage, 3 no TPM, 4 extend failed after the record was written,\n"

@@ -52,9 +52,6 @@ static void put32(struct wbuf *w, uint32_t v) {
 static uint32_t get32(const uint8_t *p) {
         return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
-static uint16_t get16(const uint8_t *p) {
-        return (uint16_t)(p[0] << 8 | p[1]);
-}
 
 /* Send a command (its size field filled in here) and read the whole response. 0, or -errno; *ret_rc = the TPM's
  * response code. */
@@ -95,33 +92,7 @@ static int tpm_active_banks(int fd, uint16_t *algs, size_t *ret_n, uint32_t *ret
         int r = tpm_transact(fd, &c, resp, &len, ret_rc);
         if (r < 0 || *ret_rc)
                 return r < 0 ? r : -EIO;
-        /* moreData u8 | capability u32 | TPML_PCR_SELECTION {count u32, {hash u16, size u8, select[size]}...} */
-        size_t o = 10 + 1;
-        if (len < o + 8 || get32(resp + o) != 5)
-                return -EBADMSG;
-        uint32_t count = get32(resp + o + 4);
-        o += 8;
-        size_t n = 0;
-        for (uint32_t i = 0; i < count; i++) {
-                if (o + 3 > len)
-                        return -EBADMSG;
-                uint16_t alg = get16(resp + o);
-                uint8_t sz = resp[o + 2];
-                o += 3;
-                if (o + sz > len)
-                        return -EBADMSG;
-                bool any = false;
-                for (unsigned j = 0; j < sz; j++)
-                        any |= resp[o + j] != 0;
-                o += sz;
-                if (any) {
-                        if (n == TPM_MAX_BANKS)
-                                return -E2BIG;
-                        algs[n++] = alg;
-                }
-        }
-        *ret_n = n;
-        return 0;
+        return slotid_parse_pcr_capability(resp, len, algs, ret_n);
 }
 
 static int tpm_extend(int fd, unsigned pcr, const struct tpm_digests *d, uint32_t *ret_rc) {

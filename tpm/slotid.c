@@ -86,3 +86,42 @@ int slotid_ext4_uuid(int fd, uint64_t offset, uint8_t ret[16]) {
                 return -EMEDIUMTYPE;
         return pread_full(fd, ret, 16, offset + EXT4_UUID_OFFSET);
 }
+
+static uint32_t be32_at(const uint8_t *p) {
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int slotid_parse_pcr_capability(const uint8_t *resp, size_t len, uint16_t *algs, size_t *ret_n) {
+        /* tag u16 | size u32 | rc u32 | moreData u8 | capability u32 | TPML_PCR_SELECTION {count u32,
+         * count x {hash u16, sizeofSelect u8, pcrSelect[sizeofSelect]}} */
+        if (len < 10 || be32_at(resp + 2) != len || be32_at(resp + 6) != 0)
+                return -EBADMSG;
+        size_t o = 11;
+        if (len < o + 8 || be32_at(resp + o) != 5)
+                return -EBADMSG;
+        uint32_t count = be32_at(resp + o + 4);
+        o += 8;
+        size_t n = 0;
+        for (uint32_t i = 0; i < count; i++) {
+                if (len - o < 3)
+                        return -EBADMSG;
+                uint16_t alg = (uint16_t)(resp[o] << 8 | resp[o + 1]);
+                uint8_t sz = resp[o + 2];
+                o += 3;
+                if (len - o < sz)
+                        return -EBADMSG;
+                bool any = false;
+                for (unsigned j = 0; j < sz; j++)
+                        any |= resp[o + j] != 0;
+                o += sz;
+                if (!any)
+                        continue;
+                if (n == 8)
+                        return -E2BIG;
+                algs[n++] = alg;
+        }
+        if (o != len)
+                return -EBADMSG;
+        *ret_n = n;
+        return 0;
+}

@@ -29,3 +29,8 @@ int slotid_version(const char *osrelease, size_t len, char *buf, size_t size);
 
 /* Read the ext4 UUID from a superblock at byte 0 of fd (a partition); -EMEDIUMTYPE if the magic is not ext4's. */
 int slotid_ext4_uuid(int fd, uint64_t offset, uint8_t ret[16]);
+
+/* Parse a TPM2_GetCapability(TPM_CAP_PCRS) response (whole, header included, big-endian) into the active banks
+ * (those with any PCR selected), at most TPM_MAX_BANKS (8). -EBADMSG on anything malformed, -E2BIG on too many.
+ * (Lives here so the fuzzer covers the static helper's one parser of TPM output.) */
+int slotid_parse_pcr_capability(const uint8_t *resp, size_t len, uint16_t *algs, size_t *ret_n);

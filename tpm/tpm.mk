@@ -35,3 +35,7 @@ cairn-tpm-initrd_STATIC := 1
 UNIT_TESTS += test-tpm-predict
 test-tpm-predict_SRCS := tests/unit/test-tpm-predict.c tpm/minisha.c $(TPM_LOG_SRCS) $(TPM_PREDICT_SRCS)
 test-tpm-predict_LIBS := $(TPM_LOG_LIBS) $(TPM_PREDICT_LIBS)
+
+FUZZERS += fuzz-tpm-initrd
+fuzz-tpm-initrd_SRCS := tests/fuzz/fuzz-tpm-initrd.c tpm/slotid.c
+fuzz-tpm-initrd_LIBS :=

@@ -37,6 +37,7 @@ printf '%-44s %10.3f\n' "cairn-tpm predict, 4 banks" "$p4" "cairn-tpm predict, s
         "baseline: sha{1,256,384,512}sum of the files" "$floor"
 
 [ "${SKIP_BOOT:-0}" = 1 ] && exit 0
+VM_DIR=$T/vm
 . tests/lib/vm.sh
 d=$T/disk.img
 cp --sparse=always "$IMG" "$d"
@@ -46,22 +47,26 @@ setextra() { # VALUE: CAIRN_EXTRA_CMDLINE in the ESP's grubenv (in place, same s
         if [ -n "$1" ]; then grub-editenv "$T/env" set "CAIRN_EXTRA_CMDLINE=$1"; else grub-editenv "$T/env" unset CAIRN_EXTRA_CMDLINE; fi
         MTOOLS_SKIP_CHECK=1 mcopy -o -n -i "$esp" "$T/env" ::/EFI/BOOT/grubenv
 }
-boot_secs() { # boot, seconds to the ready line
+boot_secs() { # boot; SECS = seconds to the ready line (not in a subshell: vm.sh's EXIT trap would end the VM)
         local s e
         s=$(date +%s.%N)
         vm_start vm "$d" --tpm 2>/dev/null
         vm_wait vm "\(slot A\) ready" 400 || { echo "tpm bench: no ready line" >&2; exit 1; }
         e=$(date +%s.%N)
-        echo "$s $e" | awk '{printf "%.1f", $2-$1}'
+        SECS=$(echo "$s $e" | awk '{printf "%.1f", $2-$1}')
 }
-with=$(boot_secs)
-inguest=$(vm_run vm 'osr=/usr/lib/os-release; dev=$(cairn-findpart PARTLABEL=USR-A); i=0; while [ $i -lt 5 ]; do
+boot_secs
+with=$SECS
+vm_run vm 'osr=/usr/lib/os-release; dev=$(cairn-findpart PARTLABEL=USR-A); i=0; while [ $i -lt 5 ]; do
 s=$(date +%s%N); cairn-tpm-initrd --usr-dev $dev --os-release $osr --log /tmp/b$i.log >/dev/null 2>&1; e=$(date +%s%N)
-echo $(( (e - s) / 1000 )); i=$((i + 1)); done' 120 | sort -n | head -1)
+echo $(( (e - s) / 1000 )); i=$((i + 1)); done' 120 >"$T/inguest"
+inguest=$(sort -n "$T/inguest" | head -1)
 vm_poweroff vm 120 >/dev/null 2>&1
 setextra cairn.measure=0
-without=$(boot_secs)
+boot_secs
+without=$SECS
 vm_poweroff vm 120 >/dev/null 2>&1
 printf '\n%-44s %10s\n' "boot under OVMF + swtpm (TCG), to ready" "seconds"
 printf '%-44s %10s\n' "with the PCR 11 measurement" "$with" "without (cairn.measure=0)" "$without"
 printf '%-44s %10s\n' "cairn-tpm-initrd in the guest, best of 5" "${inguest} us"
+rm -rf "$T"

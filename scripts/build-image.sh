@@ -23,7 +23,7 @@ export LC_ALL=C TZ=UTC
 
 say() { echo "build-image: $*" >&2; }
 die() { echo "build-image: $*" >&2; exit 1; }
-for t in cairn-mkimage cairn-mkdisk cairn-growroot cairn-findpart cairn-keygen; do [ -x "$BIN/$t" ] || die "missing $BIN/$t (run make)"; done
+for t in cairn-mkimage cairn-mkdisk cairn-growroot cairn-findpart cairn-keygen cairn-tpm-initrd; do [ -x "$BIN/$t" ] || die "missing $BIN/$t (run make)"; done
 
 # The work directory is removed whole: never an empty path, /, or a directory above this checkout or $HOME.
 case $W in
@@ -125,11 +125,11 @@ CAIRN_BOARD=$BOARD
 HOME_URL="https://github.com/cairn-os/cairn"
 OSR
 
-# 4. initramfs: busybox, the init script, cairn-growroot and cairn-findpart (static), the storage modules.
+# 4. initramfs: busybox, the init script, cairn-growroot, cairn-findpart and cairn-tpm-initrd (static), the modules.
 IR=$W/initramfs
 mkdir -p "$IR/bin" "$IR/lib/modules" "$IR/dev" "$IR/proc" "$IR/sys" "$IR/run" "$IR/sysroot" "$IR/tmp"
 cp "$BUSYBOX" "$IR/bin/busybox"
-install -m 0755 "$BIN/cairn-growroot" "$BIN/cairn-findpart" "$IR/bin/"
+install -m 0755 "$BIN/cairn-growroot" "$BIN/cairn-findpart" "$BIN/cairn-tpm-initrd" "$IR/bin/"
 install -m 0755 image/initramfs/init "$IR/init"
 : >"$IR/lib/modules/load.list"
 for m in "${INITRD_MODS[@]}"; do

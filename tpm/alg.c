@@ -1,54 +1,16 @@
-/* tpm/alg.c — the TPM hash algorithm table and the one place OpenSSL's EVP hashing (and its error queue) is used. */
+/* tpm/alg.c — hashing for the TPM algorithms (tpm/algtab.c has the table): the one place OpenSSL's EVP hashing (and its error queue) is used. */
 #include "alg.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "parse.h"
-
-static const struct {
-        uint16_t alg;
-        uint16_t size;
-        const char *name;
-        const char *evp; /* OpenSSL digest name */
-} algs[] = {
-        { TPM_ALG_SHA1, 20, "sha1", "SHA1" },       { TPM_ALG_SHA256, 32, "sha256", "SHA256" },
-        { TPM_ALG_SHA384, 48, "sha384", "SHA384" }, { TPM_ALG_SHA512, 64, "sha512", "SHA512" },
-        { TPM_ALG_SM3_256, 32, "sm3_256", "SM3" },
-};
-
-static int find(uint16_t alg) {
-        for (size_t i = 0; i < ELEMENTSOF(algs); i++)
-                if (algs[i].alg == alg)
-                        return (int)i;
-        return -1;
-}
-
-unsigned tpm_alg_size(uint16_t alg) {
-        int i = find(alg);
-        return i < 0 ? 0 : algs[i].size;
-}
-
-const char *tpm_alg_name(uint16_t alg) {
-        int i = find(alg);
-        return i < 0 ? NULL : algs[i].name;
-}
-
-int tpm_alg_from_name(const char *name, uint16_t *ret_alg) {
-        for (size_t i = 0; i < ELEMENTSOF(algs); i++)
-                if (strcmp(algs[i].name, name) == 0) {
-                        *ret_alg = algs[i].alg;
-                        return 0;
-                }
-        return -EINVAL;
-}
 
 static const EVP_MD *md_of(uint16_t alg) {
-        int i = find(alg);
-        if (i < 0)
+        const char *name = tpm_alg_evp_name(alg);
+        if (!name)
                 return NULL;
-        const EVP_MD *md = EVP_get_digestbyname(algs[i].evp);
-        if (!md || (unsigned)EVP_MD_get_size(md) != algs[i].size) {
+        const EVP_MD *md = EVP_get_digestbyname(name);
+        if (!md || (unsigned)EVP_MD_get_size(md) != tpm_alg_size(alg)) {
                 ERR_clear_error();
                 return NULL;
         }
@@ -179,51 +141,3 @@ int tpm_fold(uint16_t alg, uint8_t *value, const uint8_t *digest, struct tpm_err
         return 0;
 }
 
-const struct pcr_bank *pcr_banks_find(const struct pcr_banks *b, uint16_t alg) {
-        for (size_t i = 0; i < b->n; i++)
-                if (b->bank[i].alg == alg)
-                        return &b->bank[i];
-        return NULL;
-}
-
-int pcr_mask_parse(const char *s, uint32_t *ret_mask) {
-        if (!s || !*s)
-                return -EINVAL;
-        _cleanup_free_ char *copy = strdup(s);
-        if (!copy)
-                return -ENOMEM;
-        uint32_t mask = 0;
-        /* strtok_r would skip empty items ("1,,2"); walk by hand so they are errors. */
-        char *p = copy;
-        for (;;) {
-                char *comma = strchr(p, ',');
-                if (comma)
-                        *comma = 0;
-                char *dash = strchr(p, '-');
-                unsigned lo, hi;
-                int r;
-                if (dash) {
-                        *dash = 0;
-                        r = parse_unsigned_range(p, 0, TPM_PCRS - 1, &lo);
-                        if (r < 0)
-                                return r;
-                        r = parse_unsigned_range(dash + 1, 0, TPM_PCRS - 1, &hi);
-                        if (r < 0)
-                                return r;
-                        if (hi < lo)
-                                return -EINVAL;
-                } else {
-                        r = parse_unsigned_range(p, 0, TPM_PCRS - 1, &lo);
-                        if (r < 0)
-                                return r;
-                        hi = lo;
-                }
-                for (unsigned i = lo; i <= hi; i++)
-                        mask |= 1u << i;
-                if (!comma)
-                        break;
-                p = comma + 1;
-        }
-        *ret_mask = mask;
-        return 0;
-}

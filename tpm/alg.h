@@ -23,6 +23,8 @@
 unsigned tpm_alg_size(uint16_t alg);
 /* "sha256", or NULL if unknown. */
 const char *tpm_alg_name(uint16_t alg);
+/* OpenSSL's digest name ("SHA256"), or NULL if unknown (tpm/alg.c's use). */
+const char *tpm_alg_evp_name(uint16_t alg);
 /* Parse a name ("sha1", "sha256", …); -EINVAL if unknown. */
 int tpm_alg_from_name(const char *name, uint16_t *ret_alg);
 /* Whether OpenSSL can compute this algorithm here. */

@@ -7,10 +7,12 @@
 #include <string.h>
 
 #include "alg.h"
+#include "bootcfg/bootcfg.h"
 #include "eventlog.h"
 #include "log.h"
 #include "ourlog.h"
 #include "parse.h"
+#include "predict.h"
 #include "replay.h"
 #include "tpm.h"
 
@@ -38,12 +40,18 @@ static void usage(FILE *f) {
                 "                                     print the firmware log, then ours, and their replayed PCRs\n"
                 "  verify [--firmware PATH] [--log PATH] [--pcrs LIST]\n"
                 "                                     replay both logs and compare with the TPM\n"
+                "  predict --disk DISK [--slot A|B] [--env FILE] [--banks LIST] [--bios] [--grub-disk NAME] [--json]\n"
+                "                                     PCR 8, 9 and 11 of the next boot of DISK (image or device):\n"
+                "                                     GRUB's run of grub.cfg for its grubenv state, the slot's kernel,\n"
+                "                                     initrd and the initramfs's PCR 11 events; no TPM needed\n"
                 "options:\n"
                 "  --tcti TCTI        TPM to use (env CAIRN_TPM_TCTI; default " TPM_DEFAULT_TCTI ")\n"
                 "  --firmware PATH    firmware log (default " FIRMWARE_LOG_DEFAULT ";\n"
                 "                     \"none\": no firmware log, without the notice an absent one gives)\n"
                 "  --log PATH         Cairn's log (default " CAIRN_TPM_LOG_DEFAULT ")\n"
                 "  --pcrs LIST        e.g. 0,7,8-11\n"
+                "  --banks LIST       predict: e.g. sha1,sha256 (default: the TPM's active banks with --tcti or\n"
+                "                     $CAIRN_TPM_TCTI, else sha1,sha256,sha384,sha512)\n"
                 "tags: slot, version, leave-initrd, test, or a number in 0xCA1B0000-0xCA1BFFFF\n"
                 "exit status: 0 ok, 1 error or mismatch, 2 usage, 3 no TPM, 4 extend failed after the log record\n"
                 "was written (the record stays)\n");
@@ -449,21 +457,141 @@ static int verb_verify(const char *tcti, const char *fw_path, const char *our_pa
         return EXIT_OK;
 }
 
+struct predict_args {
+        const char *disk, *env, *slot, *banks, *grub_disk;
+        bool bios;
+};
+
+static int verb_predict(const char *tcti, const struct predict_args *a, bool json) {
+        if (!a->disk) {
+                log_msg("predict needs --disk DISK (an image file or block device; see --help)");
+                return EXIT_USAGE;
+        }
+        char safe[128];
+        struct predict_options o = { .disk = a->disk, .env = a->env, .slot = -1, .grub_disk = a->grub_disk,
+                                     .bios = a->bios };
+        if (a->slot && (o.slot = bootcfg_slot_parse(a->slot)) < 0) {
+                log_msg("--slot \"%s\" is not A or B", log_safe(safe, sizeof safe, a->slot));
+                return EXIT_USAGE;
+        }
+        if (a->grub_disk && (strlen(a->grub_disk) > 16 || strspn(a->grub_disk, "abcdefghijklmnopqrstuvwxyz0123456789") !=
+                                                                  strlen(a->grub_disk) || !*a->grub_disk)) {
+                log_msg("--grub-disk \"%s\" is not a GRUB disk name like hd0", log_safe(safe, sizeof safe, a->grub_disk));
+                return EXIT_USAGE;
+        }
+        uint16_t algs[TPM_MAX_BANKS];
+        size_t n = 0;
+        struct tpm_error e = { 0 };
+        if (a->banks) {
+                _cleanup_free_ char *copy = strdup(a->banks);
+                if (!copy)
+                        return log_msg("out of memory"), EXIT_FAIL;
+                char *save = NULL;
+                for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+                        uint16_t alg;
+                        if (tpm_alg_from_name(w, &alg) < 0 || !tpm_alg_supported(alg) || n == TPM_MAX_BANKS) {
+                                log_msg("--banks: \"%s\" is not a bank this machine can compute (sha1, sha256, sha384, "
+                                        "sha512)",
+                                        log_safe(safe, sizeof safe, w));
+                                return EXIT_USAGE;
+                        }
+                        for (size_t i = 0; i < n; i++)
+                                if (algs[i] == alg) {
+                                        log_msg("--banks: \"%s\" given twice", w);
+                                        return EXIT_USAGE;
+                                }
+                        algs[n++] = alg;
+                }
+                if (n == 0) {
+                        log_msg("--banks is empty");
+                        return EXIT_USAGE;
+                }
+        } else if (tcti || getenv("CAIRN_TPM_TCTI")) {
+                _cleanup_tpm_ struct tpm *t = NULL;
+                if (tpm_open(tcti, &t, &e) < 0 || tpm_banks(t, algs, &n, &e) < 0)
+                        return tpm_exit(&e);
+        } else {
+                const uint16_t def[] = { TPM_ALG_SHA1, TPM_ALG_SHA256, TPM_ALG_SHA384, TPM_ALG_SHA512 };
+                for (size_t i = 0; i < ELEMENTSOF(def); i++)
+                        if (tpm_alg_supported(def[i]))
+                                algs[n++] = def[i];
+        }
+        o.algs = algs;
+        o.n_algs = n;
+        _cleanup_prediction_ struct prediction *p = NULL;
+        if (predict_boot(&o, &p, &e) < 0) {
+                log_msg("predict: %s", e.msg);
+                return EXIT_FAIL;
+        }
+        char slot = bootcfg_slot_name(p->slot);
+        if (json) {
+                printf("{\"disk\":");
+                json_str(a->disk);
+                printf(",\"firmware\":\"%s\",\"slot\":\"%c\",\"partition\":%u,\"partuuid\":\"%s\",\"version\":",
+                       a->bios ? "bios" : "efi", slot, p->partno, p->partuuid);
+                json_str(p->version);
+                printf(",\"identity\":");
+                json_str(p->identity);
+                printf(",\"banks\":");
+                print_banks(&p->pcrs, PREDICT_PCR_MASK, true);
+                printf(",\"events\":[");
+                for (size_t i = 0; i < p->n_events; i++) {
+                        const struct predict_event *ev = &p->events[i];
+                        printf("%s{\"pcr\":%u,\"type\":\"%s\",", i ? "," : "", ev->pcr, eventlog_type_name(ev->type));
+                        if (ev->type == EV_EVENT_TAG)
+                                printf("\"tag\":\"%s\",", cairn_tag_name(ev->tag) ?: "?");
+                        printf("\"text\":");
+                        json_str(ev->text);
+                        printf(",\"digests\":{");
+                        for (size_t b = 0; b < ev->d.n; b++) {
+                                printf("%s\"%s\":\"", b ? "," : "", alg_name(ev->d.d[b].alg));
+                                print_hex(ev->d.d[b].bytes, ev->d.d[b].size);
+                                printf("\"");
+                        }
+                        printf("}}");
+                }
+                printf("]}\n");
+                return EXIT_OK;
+        }
+        printf("# next boot of \"%s\" (%s): slot %c, partition %u, PARTUUID %s, version %s\n", a->disk,
+               a->bios ? "BIOS: GRUB measures nothing" : "UEFI", slot, p->partno, p->partuuid, p->version);
+        printf("# PCR 11 slot identity: %s\n", p->identity);
+        printf("events:\n");
+        char text[1400];
+        for (size_t i = 0; i < p->n_events; i++) {
+                const struct predict_event *ev = &p->events[i];
+                if (ev->type == EV_EVENT_TAG)
+                        printf("  %-2u EV_EVENT_TAG %-12s \"%s\"\n", ev->pcr, cairn_tag_name(ev->tag) ?: "?",
+                               log_safe(text, sizeof text, ev->text));
+                else
+                        printf("  %-2u EV_IPL       %s\n", ev->pcr, log_safe(text, sizeof text, ev->text));
+        }
+        printf("pcrs:\n");
+        print_banks(&p->pcrs, PREDICT_PCR_MASK, false);
+        return EXIT_OK;
+}
+
 int main(int argc, char **argv) {
         log_init(argv[0]);
         /* tpm2-tss logs its own errors to stderr; we report each failure once, in one line. */
         setenv("TSS2_LOG", "all+NONE", 0);
-        enum { OPT_TCTI = 0x100, OPT_JSON, OPT_PCRS, OPT_PCR, OPT_TAG, OPT_DATA, OPT_FILE, OPT_LOG, OPT_FIRMWARE };
+        enum { OPT_TCTI = 0x100, OPT_JSON, OPT_PCRS, OPT_PCR, OPT_TAG, OPT_DATA, OPT_FILE, OPT_LOG, OPT_FIRMWARE, OPT_DISK, OPT_ENV, OPT_SLOT, OPT_BANKS,
+               OPT_BIOS, OPT_GRUB_DISK };
         static const struct option opts[] = {
                 { "tcti", required_argument, NULL, OPT_TCTI },   { "json", no_argument, NULL, OPT_JSON },
                 { "pcrs", required_argument, NULL, OPT_PCRS },   { "pcr", required_argument, NULL, OPT_PCR },
                 { "tag", required_argument, NULL, OPT_TAG },     { "data", required_argument, NULL, OPT_DATA },
                 { "file", required_argument, NULL, OPT_FILE },   { "log", required_argument, NULL, OPT_LOG },
                 { "firmware", required_argument, NULL, OPT_FIRMWARE }, { "help", no_argument, NULL, 'h' },
+                { "disk", required_argument, NULL, OPT_DISK },   { "env", required_argument, NULL, OPT_ENV },
+                { "slot", required_argument, NULL, OPT_SLOT },   { "banks", required_argument, NULL, OPT_BANKS },
+                { "bios", no_argument, NULL, OPT_BIOS },         { "grub-disk", required_argument, NULL, OPT_GRUB_DISK },
                 {},
         };
         const char *tcti = NULL, *fw = FIRMWARE_LOG_DEFAULT;
         struct extend_args ea = { .pcr = -1 };
+        struct predict_args pa = { 0 };
+        bool predict_opts = false;
         bool json = false, have_mask = false, have_fw = false, have_log = false;
         uint32_t mask = 0xFFFFFF;
         char safe[128];
@@ -510,6 +638,12 @@ int main(int argc, char **argv) {
                         fw = optarg;
                         have_fw = true;
                         break;
+                case OPT_DISK: pa.disk = optarg; predict_opts = true; break;
+                case OPT_ENV: pa.env = optarg; predict_opts = true; break;
+                case OPT_SLOT: pa.slot = optarg; predict_opts = true; break;
+                case OPT_BANKS: pa.banks = optarg; predict_opts = true; break;
+                case OPT_BIOS: pa.bios = true; predict_opts = true; break;
+                case OPT_GRUB_DISK: pa.grub_disk = optarg; predict_opts = true; break;
                 case 'h':
                         usage(stdout);
                         return EXIT_OK;
@@ -525,6 +659,13 @@ int main(int argc, char **argv) {
         const char *verb = argv[optind];
         const char *our = ea.log ?: CAIRN_TPM_LOG_DEFAULT;
         bool extend_opts = ea.pcr >= 0 || ea.tag || ea.data || ea.file;
+        if (strcmp(verb, "predict") == 0) {
+                if (extend_opts || have_mask || have_fw || have_log)
+                        goto wrong;
+                return verb_predict(tcti, &pa, json);
+        }
+        if (predict_opts)
+                goto wrong;
         if (strcmp(verb, "pcrs") == 0) {
                 if (extend_opts || have_fw || have_log)
                         goto wrong;

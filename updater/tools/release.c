@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "tpm/bootdigest.h"
 #include "fileio.h"
 #include "log.h"
 #include "outfile.h"
@@ -263,6 +264,25 @@ static int verb_create(Args *a) {
                 out = make_temp(a->output, &tmp, &slot);
                 if (out < 0)
                         r = out;
+        }
+        /* Boot digests for PCR prediction (tpm/bootdigest.h), read from the image itself unless given. */
+        if (r >= 0 && !(a->has_kernel && a->has_initrd && a->has_cmdline)) {
+                uint8_t k[SHA256_SIZE], i[SHA256_SIZE], c[SHA256_SIZE];
+                char why[200];
+                r = usr_boot_digests(a->image, 0, k, i, c, why, sizeof why);
+                /* No ext4, or no kernel/initrd (a test image, not bootable): the digests stay absent (zero). */
+                bool absent = r == -ENOENT || r == -EMEDIUMTYPE;
+                if (!absent && r < 0)
+                        log_error(r, "image \"%s\": %s (or pass --kernel-sha256, --initrd-sha256 and --cmdline-sha256)",
+                                  a->image, why);
+                if (absent)
+                        r = 0;
+                else if (r >= 0 && !a->has_kernel)
+                        memcpy(a->kernel, k, SHA256_SIZE), a->has_kernel = true;
+                if (r >= 0 && !a->has_initrd)
+                        memcpy(a->initrd, i, SHA256_SIZE), a->has_initrd = true;
+                if (r >= 0 && !a->has_cmdline)
+                        memcpy(a->cmdline, c, SHA256_SIZE), a->has_cmdline = true;
         }
         uint64_t size = 0;
         if (r >= 0) {

@@ -34,6 +34,7 @@ struct Agent {
         char err[AGENT_ERROR_MAX];
         int errcode;            /* AGENT_EC_* of the failure in err (0: derived from the errno) */
         unsigned poll_interval; /* the server's PollInterval from the last good check; 0 = none */
+        AgentReboot *reboot;    /* the reboot lifecycle's runtime (reboot.c) */
 };
 
 /* snprintf that reports truncation (-ENAMETOOLONG) instead of warning about it at compile time. */
@@ -82,6 +83,18 @@ unsigned agent_poll_interval(const Agent *a) {
 const char *agent_state_path(const Agent *a) {
         return a->state_file;
 }
+const char *agent_machine_id(const Agent *a) {
+        return a->machine_id;
+}
+const char *agent_boot_id(const Agent *a) {
+        return a->boot_id;
+}
+const char *agent_root(const Agent *a) {
+        return a->root;
+}
+AgentReboot *agent_reboot(Agent *a) {
+        return a->reboot;
+}
 void agent_set_progress(Agent *a, agent_progress_fn fn, void *userdata) {
         a->progress = fn;
         a->progress_ud = userdata;
@@ -91,6 +104,7 @@ void agent_free(Agent *a) {
         if (!a)
                 return;
         agent_http_free(a->http);
+        agent_reboot_free(a->reboot);
         free(a);
 }
 
@@ -255,6 +269,11 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
                 strf(err, errsize, "cannot set up libcurl: %s", strerror(-r));
                 return r;
         }
+        r = agent_reboot_new(&a->reboot);
+        if (r < 0) {
+                strf(err, errsize, "cannot set up the reboot lifecycle: %s", strerror(-r));
+                return r;
+        }
         *ret = TAKE_PTR(a);
         return 0;
 }
@@ -281,6 +300,11 @@ static void set_status(Agent *a, AgentStatus s) {
 /* Every entry point that writes (update, post-boot gate, mark-good, rollback) holds the state directory's lock
  * throughout, so a daemon and a --once run never write state, records or slots at the same time. Not waited for:
  * the holder may be minutes into an apply. */
+static int lock_state_dir(Agent *a, int *ret_fd);
+int agent_lock_state_dir(Agent *a, int *ret_fd) {
+        return lock_state_dir(a, ret_fd);
+}
+
 static int lock_state_dir(Agent *a, int *ret_fd) {
         int r = mkdir_parents(a->state_dir, true);
         if (r >= 0)
@@ -850,21 +874,27 @@ int agent_update(Agent *a, bool interactive, bool force) {
                 set_status(a, a->st.staged_slot >= 0 ? AGENT_UPDATED_NEED_REBOOT : AGENT_IDLE);
                 return 0;
         }
-        const AgentRebootBackend *be = agent_reboot_backend(a->cfg.reboot_strategy);
-        if (be && be->acquire(NULL) > 0) {
-                int q = be->reboot(NULL, a->cfg.reboot_command);
-                if (q < 0) {
-                        strf(a->st.last_error, sizeof a->st.last_error, "reboot command \"%s\" failed",
-                                 a->cfg.reboot_command);
-                        (void)agent_save(a);
-                }
-        }
+        /* Staged: the reboot lifecycle takes over (window, lock, hooks, reboot; reboot.c). */
+        agent_reboot_step_locked(a);
         return 1;
 }
 
 /* ---- after boot ---- */
 
+static int post_boot_gate(Agent *a);
+
 int agent_post_boot(Agent *a) {
+        int r = post_boot_gate(a);
+        if (r == -ECANCELED)
+                return r;
+        /* Judged (or failed to judge) this boot: the reboot lifecycle may now release a lock held across the
+         * reboot, or keep it when the new boot did not pass. */
+        agent_reboot_gate_done(a);
+        (void)agent_reboot_tick(a);
+        return r;
+}
+
+static int post_boot_gate(Agent *a) {
         a->err[0] = 0;
         _cleanup_close_ int state_lock = -1;
         int lr = lock_state_dir(a, &state_lock);
@@ -922,9 +952,6 @@ int agent_post_boot(Agent *a) {
         r = bootcfg_mark_good(b, booted, NULL);
         if (r < 0)
                 return fail(a, r, "cannot mark slot %c good: %s", bootcfg_slot_name(booted), bootcfg_error(b));
-        const AgentRebootBackend *be = agent_reboot_backend(a->cfg.reboot_strategy);
-        if (be)
-                (void)be->release(NULL);
         char prev[AGENT_VERSION_MAX + 1];
         strf(prev, sizeof prev, "%s", a->st.previous_version);
         a->st.staged_slot = -1;

@@ -1,15 +1,19 @@
 # updater/agent/agent.mk — the host agent: cairn-updated, cairnctl, their unit test and the Omaha response fuzzer.
 AGENT_LIB_SRCS = updater/agent/agent.c updater/agent/config.c updater/agent/state.c updater/agent/http.c \
 	updater/agent/omaha-client.c updater/agent/apply.c updater/agent/health.c updater/agent/daemon.c \
-	$(OMAHA_LIB_SRCS) $(PAYLOAD_LIB_SRCS) $(BOOTCFG_LIB_SRCS)
-AGENT_LIBS = -lcurl $(OMAHA_LIBS) $(PAYLOAD_LIBS) $(BOOTCFG_LIBS)
+	updater/agent/window.c updater/agent/reboot.c updater/agent/reboot-status.c \
+	$(OMAHA_LIB_SRCS) $(PAYLOAD_LIB_SRCS) $(BOOTCFG_LIB_SRCS) $(LOCK_LIB_SRCS)
+AGENT_LIBS = -lcurl $(OMAHA_LIBS) $(PAYLOAD_LIBS) $(BOOTCFG_LIBS) $(LOCK_LIBS)
 
 BINS += cairn-updated cairnctl
 cairn-updated_SRCS = updater/agent/updated.c $(AGENT_LIB_SRCS)
 cairn-updated_LIBS = $(AGENT_LIBS)
-# cairnctl prints the agent's state: the state file reader and the version rule, nothing that fetches or writes.
-cairnctl_SRCS = updater/agent/cairnctl.c updater/agent/state.c $(OMAHA_VERSION_SRCS)
-cairnctl_LIBS =
+# cairnctl prints the agent's state (state file, config, the reboot block) and runs the lock verbs against etcd;
+# it links libcurl and json-c for those (and expat for the config's name rules), but `status` touches neither
+# the network nor etcd.
+cairnctl_SRCS = updater/agent/cairnctl.c updater/agent/state.c updater/agent/config.c updater/agent/window.c \
+	updater/agent/reboot-status.c $(OMAHA_LIB_SRCS) $(LOCK_CLI_SRCS) $(LOCK_LIB_SRCS)
+cairnctl_LIBS = $(OMAHA_LIBS) $(LOCK_LIBS)
 
 UNIT_TESTS += test-agent
 test-agent_SRCS = tests/unit/test-agent.c $(AGENT_LIB_SRCS)

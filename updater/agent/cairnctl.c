@@ -1,10 +1,12 @@
-/* updater/agent/cairnctl.c — cairnctl: talk to cairn-updated over its local socket; `status` falls back to the state file. */
+/* updater/agent/cairnctl.c — cairnctl: talk to cairn-updated over its local socket; `status` falls back to the state
+ * file; the lock verbs (lock-status, lock, unlock, set-max) talk to etcd directly (updater/lock/lockctl.c). */
 #include <getopt.h>
 #include <limits.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "agent.h"
+#include "lock/lockctl.h"
 #include "log.h"
 #include "parse.h"
 
@@ -18,6 +20,9 @@ static void usage(FILE *f) {
                 "  update [--force]   check and apply now (--force: also a version that rolled back before)\n"
                 "  mark-good          mark the booted slot good\n"
                 "  rollback           make the other (good) slot boot next\n"
+                "  reboot             reboot now (no window) through the REBOOT_STRATEGY's lock and hooks\n"
+                "  lock-status | lock [ID] | unlock [ID] | set-max N   the etcd reboot lock, like locksmithctl\n"
+                "                     (cairnctl lock-status --help lists their options)\n"
                 "options:\n"
                 "  --root DIR         prefix of the default paths\n"
                 "  --socket PATH      default ROOT/run/cairn/updated.sock\n"
@@ -107,8 +112,37 @@ static int converse(int fd, const char *cmd, bool show_ok, unsigned timeout_sec)
         return rc;
 }
 
+/* update.conf's lock settings as the lock verbs' defaults. */
+static int lock_defaults(const char *root, LockCliDefaults *d) {
+        static AgentConfig c;
+        agent_config_init(&c);
+        AgentConfigError e = { 0 };
+        int r = agent_config_load(&c, root, &e);
+        if (r < 0) {
+                char msg[1024];
+                agent_config_error_format(&e, r, msg, sizeof msg);
+                log_msg("%s", msg);
+                return r;
+        }
+        *d = (LockCliDefaults){ .endpoints = c.etcd_endpoints, .group = c.lock_group, .ca_file = c.etcd_ca,
+                                .cert_file = c.etcd_cert, .key_file = c.etcd_key, .user = c.etcd_user,
+                                .password = c.etcd_password };
+        return 0;
+}
+
 int main(int argc, char **argv) {
         log_init(argv[0]);
+        /* The lock verbs have options of their own: hand the whole command line over. */
+        for (int i = 1; i < argc; i++) {
+                if (argv[i][0] == '-')
+                        continue;
+                if (strcmp(argv[i], "lock-status") == 0 || strcmp(argv[i], "lock") == 0 ||
+                    strcmp(argv[i], "unlock") == 0 || strcmp(argv[i], "set-max") == 0)
+                        return lock_cli_main(argc, argv, "lock-status", lock_defaults);
+                if (i > 1 && argv[i - 1][0] == '-' && !strchr(argv[i - 1], '='))
+                        continue; /* an option's value */
+                break;
+        }
         static const struct option opts[] = {
                 { "root", required_argument, NULL, 'r' },
                 { "socket", required_argument, NULL, 's' },
@@ -157,6 +191,8 @@ int main(int argc, char **argv) {
                 cmd = "mark-good";
         else if (strcmp(verb, "rollback") == 0)
                 cmd = "rollback";
+        else if (strcmp(verb, "reboot") == 0)
+                cmd = "reboot";
         else {
                 log_msg("unknown command \"%s\"", verb);
                 usage(stderr);
@@ -190,8 +226,18 @@ int main(int argc, char **argv) {
         }
         if (st.load_note[0])
                 log_msg("state file \"%s/state\": %s", state_dir, st.load_note);
+        /* The config says which strategy and window apply (the holders need the daemon, or lock-status). */
+        AgentConfig cfg;
+        agent_config_init(&cfg);
+        AgentConfigError ce = { 0 };
+        int cr = agent_config_load(&cfg, root, &ce);
+        if (cr < 0) {
+                char msg[1024];
+                agent_config_error_format(&ce, cr, msg, sizeof msg);
+                log_msg("%s", msg);
+        }
         _cleanup_free_ char *text = NULL;
-        r = agent_status_text(&st, json, busy, &text);
+        r = agent_status_text_full(&st, cr < 0 ? NULL : &cfg, NULL, json, busy, time(NULL), &text);
         if (r < 0) {
                 log_error_errno(r, "formatting the status");
                 return 1;

@@ -1,10 +1,11 @@
 # updater/lock/lock.mk — the cluster reboot lock: locksmith's semaphore (value codec) and its etcd v3 client,
-# cairn-lockctl, the semaphore's unit test and fuzzer.
-LOCK_LIB_SRCS = updater/lock/semaphore.c updater/lock/etcd.c
+# the FleetLock client, the lock verbs (lockctl.c: cairnctl lock-status|lock|unlock|set-max; cairn-lockctl), the semaphore's unit test and fuzzer.
+LOCK_LIB_SRCS = updater/lock/semaphore.c updater/lock/etcd.c updater/lock/fleetlock-client.c
 LOCK_LIBS = -lcurl -ljson-c -lpthread
 
 BINS += cairn-lockctl
-cairn-lockctl_SRCS = updater/lock/lockctl.c $(LOCK_LIB_SRCS)
+LOCK_CLI_SRCS = updater/lock/lockctl.c
+cairn-lockctl_SRCS = updater/lock/lockctl-main.c $(LOCK_CLI_SRCS) $(LOCK_LIB_SRCS)
 cairn-lockctl_LIBS = $(LOCK_LIBS)
 
 UNIT_TESTS += test-lock-semaphore

@@ -22,3 +22,7 @@ test-agent_LIBS = $(AGENT_LIBS)
 FUZZERS += fuzz-omaha-response
 fuzz-omaha-response_SRCS = tests/fuzz/fuzz-omaha-response.c updater/agent/omaha-client.c $(OMAHA_LIB_SRCS)
 fuzz-omaha-response_LIBS = $(OMAHA_LIBS)
+
+UNIT_TESTS += test-agent-reboot
+test-agent-reboot_SRCS = tests/unit/test-agent-reboot.c $(AGENT_LIB_SRCS)
+test-agent-reboot_LIBS = $(AGENT_LIBS)

@@ -91,7 +91,7 @@ const AgentLockView *agent_reboot_view(const Agent *a) {
 /* ---- helpers ---- */
 
 /* The lifecycle's one-line account of itself: saved as LOCK_NOTE (cairnctl status shows it) and logged once. */
-_printf_(2, 3) static void note(Agent *a, const char *fmt, ...) {
+_printf_(2, 3) static bool note(Agent *a, const char *fmt, ...) {
         AgentState *st = agent_state(a);
         char buf[AGENT_ERROR_MAX];
         va_list ap;
@@ -99,11 +99,12 @@ _printf_(2, 3) static void note(Agent *a, const char *fmt, ...) {
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
         if (strcmp(buf, st->lock_note) == 0)
-                return;
+                return false;
         snprintf(st->lock_note, sizeof st->lock_note, "%s", buf);
         AgentReboot *r = agent_reboot(a);
         if (r->log)
                 r->log(buf);
+        return true;
 }
 
 static void fmt_time(time_t t, char *buf, size_t size) {
@@ -339,7 +340,7 @@ static void after_boot(Agent *a) {
         (void)save(a);
 }
 
-/* Wait for the window and the jittered instant in it. true: go now. */
+/* Wait for the window and the jittered instant in it (the reason saved when it changes). true: go now. */
 static bool window_allows(Agent *a, time_t now) {
         AgentReboot *rb = agent_reboot(a);
         const AgentConfig *c = agent_config(a);
@@ -348,7 +349,7 @@ static bool window_allows(Agent *a, time_t now) {
         time_t open, close;
         if (agent_window_find(&c->window, now, &open, &close) < 0)
                 return true;
-        if (rb->pick == 0 || rb->pick_close != close || rb->pick < now - 1 || rb->pick >= close) {
+        if (rb->pick == 0 || rb->pick_close != close) { /* one pick per window */
                 rb->pick = agent_window_pick(&c->window, now, rb->rnd());
                 rb->pick_close = close;
         }
@@ -358,10 +359,14 @@ static bool window_allows(Agent *a, time_t now) {
         agent_window_format(&c->window, w, sizeof w);
         fmt_time(open, o, sizeof o);
         fmt_time(rb->pick, p, sizeof p);
+        bool changed;
         if (now < open)
-                note(a, "waiting for the reboot window (%s): it opens at %s; reboot planned at %s", w, o, p);
+                changed = note(a, "waiting for the reboot window (%s): it opens at %s; reboot planned at %s", w, o, p);
         else
-                note(a, "in the reboot window (%s); reboot planned at %s (a random delay spreads the fleet)", w, p);
+                changed = note(a, "in the reboot window (%s); reboot planned at %s (a random delay spreads the fleet)",
+                               w, p);
+        if (changed)
+                (void)save(a);
         due_in(rb, (int64_t)(rb->pick - now));
         return false;
 }
@@ -418,10 +423,8 @@ void agent_reboot_step_locked(Agent *a) {
                 due_in(rb, (int64_t)(rb->retry_at - now));
                 return;
         }
-        if (!window_allows(a, now)) {
-                (void)save(a);
+        if (!window_allows(a, now))
                 return;
-        }
 
         /* The lock. The phase is saved before asking, so a crash after the grant is remembered. */
         char why[AGENT_ERROR_MAX] = "";

@@ -23,6 +23,8 @@ int agent_window_parse_start(const char *s, uint8_t *ret_days, unsigned *ret_sta
         const char *sp = strchr(s, ' ');
         const char *clock = s;
         if (sp) {
+                if (sp == s)
+                        return -EINVAL;
                 for (const char *p = s; p < sp;) {
                         const char *c = memchr(p, ',', (size_t)(sp - p));
                         const char *e = c ? c : sp;

@@ -443,11 +443,12 @@ void agent_reboot_step_locked(Agent *a) {
                 refresh_view(rb, &conn);
                 if (r == -EBUSY) {
                         enter(a, AGENT_LOCK_NONE); /* refused: nothing was taken */
-                        char holders[256] = "";
-                        if (rb->view.at && rb->view.n_holders) {
+                        char holders[AGENT_ERROR_MAX] = "";
+                        if (conn.b == &lock_backend_etcd && rb->view.at && rb->view.n_holders)
                                 snprintf(holders, sizeof holders, " (held by %zu of max %" PRId64 ")",
                                          rb->view.n_holders, rb->view.max);
-                        }
+                        else if (conn.b != &lock_backend_etcd)
+                                snprintf(holders, sizeof holders, " (%.200s)", why); /* the server's own words */
                         unsigned d = backoff(a);
                         note(a, "waiting for the reboot lock: no slot free%s; retry in %u s", holders, d);
                         (void)save(a);

@@ -15,6 +15,7 @@
 #define AGENT_APPID "{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}"
 #define AGENT_VERSION_MAX 64
 #define AGENT_ERROR_MAX 320
+#define AGENT_LOCK_NOTE_MAX 720    /* etcd's reasons name every endpoint tried */
 #define AGENT_FAILED_MAX 16        /* versions remembered as failed (never retried automatically) */
 #define AGENT_CONF_MAX (64u * 1024u)
 #define AGENT_STATE_MAX (16u * 1024u)
@@ -147,7 +148,7 @@ typedef struct AgentState {
         char lock_boot_id[64];              /* the boot in which lock_phase was entered */
         bool reboot_requested;              /* cairnctl reboot: now, without waiting for the window */
         unsigned lock_failures;             /* consecutive failed attempts (lock refused, hook failed): backoff */
-        char lock_note[AGENT_ERROR_MAX];    /* why there was no reboot yet, or what happened last */
+        char lock_note[AGENT_LOCK_NOTE_MAX]; /* why there was no reboot yet, or what happened last */
         /* Not saved: what agent_state_parse() reset because its value was invalid ("" none), for the top level to
          * log once. */
         char load_note[AGENT_ERROR_MAX];
@@ -429,7 +430,7 @@ typedef struct AgentLockView {
         int64_t max, available;
         size_t n_holders;
         char holders[AGENT_HOLDERS_TEXT_MAX]; /* newline-separated ids (cut at a whole id when too many) */
-        char error[AGENT_ERROR_MAX];    /* the last failure to reach the lock ("" none) */
+        char error[AGENT_LOCK_NOTE_MAX]; /* the last failure to reach the lock ("" none) */
 } AgentLockView;
 const AgentLockView *agent_reboot_view(const Agent *a);
 /* The status text with the reboot block added (strategy, window, next opening, lock phase, holders, reason):

@@ -93,7 +93,7 @@ const AgentLockView *agent_reboot_view(const Agent *a) {
 /* The lifecycle's one-line account of itself: saved as LOCK_NOTE (cairnctl status shows it) and logged once. */
 _printf_(2, 3) static bool note(Agent *a, const char *fmt, ...) {
         AgentState *st = agent_state(a);
-        char buf[AGENT_ERROR_MAX];
+        char buf[AGENT_LOCK_NOTE_MAX];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(buf, sizeof buf, fmt, ap);
@@ -234,7 +234,7 @@ static int save(Agent *a) {
 /* Give the lock back. 0 done (or nothing to give back). */
 static int give_back(Agent *a, const char *why_context) {
         AgentReboot *rb = agent_reboot(a);
-        char why[AGENT_ERROR_MAX] = "";
+        char why[AGENT_LOCK_NOTE_MAX] = "";
         Conn c;
         int r = conn_open(agent_config(a), &c, why, sizeof why);
         if (r >= 0 && c.l) {
@@ -409,7 +409,7 @@ void agent_reboot_step_locked(Agent *a) {
         }
         if (st->lock_phase == AGENT_LOCK_ACQUIRING || st->lock_phase == AGENT_LOCK_PRE_REBOOT) {
                 /* Left by a crash or a failed step: give the lock back before anything else. */
-                if (give_back(a, "") < 0) {
+                if (give_back(a, "no reboot: ") < 0) {
                         (void)save(a);
                         return;
                 }
@@ -427,7 +427,7 @@ void agent_reboot_step_locked(Agent *a) {
                 return;
 
         /* The lock. The phase is saved before asking, so a crash after the grant is remembered. */
-        char why[AGENT_ERROR_MAX] = "";
+        char why[AGENT_LOCK_NOTE_MAX] = "";
         Conn conn;
         int r = conn_open(c, &conn, why, sizeof why);
         if (r >= 0 && conn.l) {

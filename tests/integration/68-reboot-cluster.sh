@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/integration/64-reboot-cluster.sh — five agents (own machine ids, state dirs and disks) with a staged update
+# tests/integration/68-reboot-cluster.sh — five agents (own machine ids, state dirs and disks) with a staged update
 # contend for a 3-node etcd cluster's reboot lock with max=2: at no revision more than 2 holders (every write seen
 # by `etcdctl watch` decoded), a node killed mid-run changes nothing, and every host reboots once and releases after
 # its new boot passed the health gate. Then two nodes down (no quorum): `cairnctl reboot` on every host reboots

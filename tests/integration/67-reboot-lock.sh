@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/integration/63-reboot-lock.sh — the agent's reboot lifecycle against real etcd and a FleetLock test server:
+# tests/integration/67-reboot-lock.sh — the agent's reboot lifecycle against real etcd and a FleetLock test server:
 # an update staged → lock taken (seen by etcdctl from inside the pre-reboot hook) → reboot command → the new boot's
 # health gate → post-boot hook (lock still held) → released; a failing health gate keeps the lock; a failing or
 # hanging pre-reboot hook releases it and there is no reboot; kill -9 inside the pre-reboot hook, after the
@@ -294,4 +294,31 @@ for r in mine:
 PY
 [ "$(flpost pre-reboot third-node)" = 200 ] || fail63 k "k's FleetLock slot was not given back"
 ok "FleetLock client: POST <base>/v1/pre-reboot and /v1/steady-state, header fleet-lock-protocol: true, body {client_params:{id,group}}; a full semaphore (409, kind failed_lock_semaphore_full) → no reboot"
+
+# ---- M: against cairn-server's own FleetLock endpoints (FLEET_SERVER: another build of it) ----
+FS=${FLEET_SERVER:-$B/cairn-server}
+if "$FS" --help 2>&1 | grep -q -- '--lock-group'; then
+        : >"$T/fs.out"
+        "$FS" --reldir "$T/rel" --db "$T/fs.sqlite" --listen 127.0.0.1:0 --lock-group default=1 >"$T/fs.out" 2>>"$T/fs.log" & FSPID=$!
+        OTHER+=("$FSPID")
+        for _ in $(seq 200); do grep -q "listening on" "$T/fs.out" 2>/dev/null && break; sleep 0.05; done
+        FSURL=http://127.0.0.1:$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/fs.out")
+        fslocks() { curl -sf "$FSURL/api/v1/locks" | python3 -c 'import json,sys; g=[x for x in json.load(sys.stdin)["groups"] if x["group"]=="default"][0]; print(" ".join(h["id"] for h in g["holders"]))'; }
+        fspost() { curl -s -o /dev/null -w '%{http_code}' -H 'fleet-lock-protocol: true' -d "{\"client_params\":{\"id\":\"$2\",\"group\":\"default\"}}" "$FSURL/v1/$1"; }
+        [ "$(fspost pre-reboot other-node)" = 200 ] || fail "cairn-server FleetLock: curl pre-reboot"
+        host m REBOOT_STRATEGY=fleetlock "FLEETLOCK_URL=$FSURL/"
+        once m boot-1 A || fail63 m "stage m"
+        [ "$(reboots_of m)" = 0 ] || fail63 m "rebooted while cairn-server's semaphore was full"
+        grep -q '^LOCK_NOTE=waiting for the reboot lock: no slot free (FleetLock .*HTTP 409, failed_lock_semaphore_full' "$T/h-m/var/lib/cairn/state" ||
+                fail63 m "cairn-server full semaphore note"
+        [ "$(fspost steady-state other-node)" = 200 ] || fail "cairn-server FleetLock: curl steady-state"
+        sleep 2
+        once m boot-1 A || fail63 m "m with a free slot"
+        [ "$(reboots_of m)" = 1 ] && [ "$(fslocks)" = "$(mid m)" ] || fail63 m "m: reboots $(reboots_of m), cairn-server holders '$(fslocks)'"
+        booted_v2 m; once m boot-2 B || fail63 m "m new boot"
+        [ -z "$(fslocks)" ] || fail63 m "m did not release its cairn-server slot: '$(fslocks)'"
+        ok "the agent against cairn-server's FleetLock endpoints: refused while full, then locked (GET /api/v1/locks shows it), released after the boot"
+else
+        echo "note: $FS has no FleetLock endpoints (--lock-group); the part against cairn-server did not run"
+fi
 echo PASS

@@ -26,3 +26,7 @@ fuzz-omaha-response_LIBS = $(OMAHA_LIBS)
 UNIT_TESTS += test-agent-reboot
 test-agent-reboot_SRCS = tests/unit/test-agent-reboot.c $(AGENT_LIB_SRCS)
 test-agent-reboot_LIBS = $(AGENT_LIBS)
+
+FUZZERS += fuzz-window
+fuzz-window_SRCS = tests/fuzz/fuzz-window.c updater/agent/window.c
+fuzz-window_LIBS =

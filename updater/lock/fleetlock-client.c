@@ -113,22 +113,36 @@ static int curl_fail(Lock *l, CURLcode c, const char *url, const Answer *a) {
         }
 }
 
+int lock_fleetlock_parse_error(const char *untrusted, size_t len, char *kind, size_t kind_size, char *value,
+                               size_t value_size) {
+        if (len == 0 || len > FLEETLOCK_RESPONSE_MAX || memchr(untrusted, 0, len) || kind_size == 0 || value_size == 0)
+                return -EBADMSG;
+        _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(4);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        _cleanup_(json_object_putp) json_object *o = json_tokener_parse_ex(tok, untrusted, (int)len);
+        if (!o || json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object))
+                return -EBADMSG;
+        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+                if (!strchr(" \t\r\n", untrusted[i]))
+                        return -EBADMSG;
+        json_object *k, *v;
+        if (!json_object_object_get_ex(o, "kind", &k) || !json_object_is_type(k, json_type_string) ||
+            !json_object_object_get_ex(o, "value", &v) || !json_object_is_type(v, json_type_string) ||
+            json_object_get_string_len(k) == 0)
+                return -EBADMSG;
+        log_safe(kind, kind_size, json_object_get_string(k));
+        log_safe(value, value_size, json_object_get_string(v));
+        return 0;
+}
+
 /* A refusal: the server's {"kind","value"} (escaped for a log line), or what the HTTP status alone says.
  * "failed_lock_semaphore_full" (Zincati's and airlock's name) and HTTP 409 mean no slot: -EBUSY. */
 static int refusal(Lock *l, const char *url, long status, const Answer *a) {
         char kind[128] = "", value[320] = "";
-        _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(4);
-        if (tok && a->len > 0 && !memchr(a->data, 0, a->len)) {
-                json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-                _cleanup_(json_object_putp) json_object *o = json_tokener_parse_ex(tok, a->data, (int)a->len);
-                json_object *k, *v;
-                if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "kind", &k) &&
-                    json_object_is_type(k, json_type_string) && json_object_object_get_ex(o, "value", &v) &&
-                    json_object_is_type(v, json_type_string)) {
-                        log_safe(kind, sizeof kind, json_object_get_string(k));
-                        log_safe(value, sizeof value, json_object_get_string(v));
-                }
-        }
+        if (lock_fleetlock_parse_error(a->data, a->len, kind, sizeof kind, value, sizeof value) < 0)
+                kind[0] = value[0] = 0;
         bool full = strcmp(kind, "failed_lock_semaphore_full") == 0 || (!kind[0] && status == 409);
         if (kind[0])
                 set_error(l, "FleetLock '%s': HTTP %ld, %s: %s", url, status, kind, value);

@@ -15,3 +15,7 @@ test-lock-semaphore_LIBS = -ljson-c
 FUZZERS += fuzz-semaphore
 fuzz-semaphore_SRCS = tests/fuzz/fuzz-semaphore.c updater/lock/semaphore.c
 fuzz-semaphore_LIBS = -ljson-c
+
+FUZZERS += fuzz-fleetlock-error
+fuzz-fleetlock-error_SRCS = tests/fuzz/fuzz-fleetlock-error.c updater/lock/fleetlock-client.c updater/lock/semaphore.c
+fuzz-fleetlock-error_LIBS = -lcurl -ljson-c -lpthread

@@ -61,6 +61,18 @@ reboots_of() { grep -c "^$1 " "$T/reboots" || true; }
 holders() { etcd_holders "$E1" | tr '\n' ' ' | sed 's/ $//'; }
 fail63() { echo "--- $1 agent log (tail)"; tail -n 12 "$T/agent-$1.log"; echo "--- state"; cat "$T/h-$1/var/lib/cairn/state" | grep -E '^(STATE|LOCK_|REBOOT_|STAGED_)'; fail "${@:2}"; }
 
+# ---- config: a window half set, or unparsable → one line naming key, value and the accepted forms; exit 1 ----
+for bad in "REBOOT_WINDOW_START=Thu 04:00" "LOCKSMITHD_REBOOT_WINDOW_LENGTH=90" "REBOOT_WINDOW_START=Thursday"; do
+        host bad "$bad"
+        set +e; (agent_exec bad boot-1 A); rc=$?; set -e
+        [ $rc = 1 ] && [ "$(wc -l <"$T/agent-bad.log")" = 1 ] || fail "config '$bad': rc=$rc, $(cat "$T/agent-bad.log")"
+        grep -q "update.conf\" line 10: ${bad%%=*}=\"${bad#*=}\" " "$T/agent-bad.log" && grep -Eq '"Thu 04:00"|1h30m' "$T/agent-bad.log" ||
+                fail "config '$bad' message: $(cat "$T/agent-bad.log")"
+        echo "  $(cat "$T/agent-bad.log")"
+        rm -f "$T/agent-bad.log"
+done
+ok "a half-set or unparsable window: one error line with key, value and the accepted forms, exit 1"
+
 # ---- A: the whole lifecycle; the hooks see the lock held ----
 host a
 hook a pre-reboot 10-drain "etcdctl --endpoints $E1 get $ETCD_KEY --print-value-only >$T/a-pre-seen"

@@ -74,7 +74,7 @@ int kvfile_parse(const char *text, size_t len, KvfileFunc f, void *userdata, Kvf
                         v++;
                 }
                 const char *why = NULL;
-                int r = f(k, v, userdata, &why);
+                int r = f(k, v, lineno, userdata, &why);
                 if (r < 0) {
                         if (ret_err) {
                                 ret_err->line = lineno;
@@ -93,7 +93,7 @@ typedef struct GetCtx {
         int r;
 } GetCtx;
 
-static int get_one(const char *key, const char *value, void *userdata, const char **ret_why) {
+static int get_one(const char *key, const char *value, unsigned line, void *userdata, const char **ret_why) {
         GetCtx *g = userdata;
         if (strcmp(key, g->key) != 0)
                 return 0;

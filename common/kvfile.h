@@ -21,9 +21,10 @@ typedef struct KvfileError {
         char text[160];  /* grammar errors: the start of the line, escaped for a log line */
 } KvfileError;
 
-/* Called for each KEY=VALUE line, in order, with NUL-terminated key and value (valid during the call).
- * Return < 0 to stop parsing (that value is returned by kvfile_parse); set *ret_why to say why. */
-typedef int (*KvfileFunc)(const char *key, const char *value, void *userdata, const char **ret_why);
+/* Called for each KEY=VALUE line, in order, with NUL-terminated key and value (valid during the call) and the
+ * line's number (1-based). Return < 0 to stop parsing (that value is returned by kvfile_parse); set *ret_why to
+ * say why. */
+typedef int (*KvfileFunc)(const char *key, const char *value, unsigned line, void *userdata, const char **ret_why);
 
 /* Parses text[0..len). -EINVAL on a grammar error (ret_err says which line and why), or the callback's error. */
 int kvfile_parse(const char *text, size_t len, KvfileFunc f, void *userdata, KvfileError *ret_err)

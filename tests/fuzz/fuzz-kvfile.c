@@ -8,7 +8,9 @@
 
 #include "kvfile.h"
 
-static int check_kv(const char *k, const char *v, void *ud, const char **ret_why) {
+static int check_kv(const char *k, const char *v, unsigned line, void *ud, const char **ret_why) {
+        if (line < 1)
+                abort();
         size_t kl = strlen(k);
         if (kl < 1 || kl > KVFILE_KEY_MAX || strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != kl)
                 abort();

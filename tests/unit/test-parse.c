@@ -94,7 +94,7 @@ typedef struct Seen {
         int n;
 } Seen;
 
-static int seen_kv(const char *k, const char *v, void *ud, const char **ret_why) {
+static int seen_kv(const char *k, const char *v, unsigned line, void *ud, const char **ret_why) {
         Seen *s = ud;
         s->n++;
         if (s->n == s->fail_on) {

@@ -28,6 +28,7 @@ struct Agent {
         int errcode;            /* AGENT_EC_* of the failure in err (0: derived from the errno) */
         unsigned poll_interval; /* the server's PollInterval from the last good check; 0 = none */
         bool post_boot_done;    /* the post-boot gate ran to a verdict this boot (the daemon runs it once) */
+        AgentReboot *reboot;    /* the reboot lifecycle's runtime (reboot.c) */
 };
 
 typedef struct Slots {

@@ -55,6 +55,18 @@ unsigned agent_poll_interval(const Agent *a) {
 const char *agent_state_path(const Agent *a) {
         return a->state_file;
 }
+const char *agent_machine_id(const Agent *a) {
+        return a->machine_id;
+}
+const char *agent_boot_id(const Agent *a) {
+        return a->boot_id;
+}
+const char *agent_root(const Agent *a) {
+        return a->root;
+}
+AgentReboot *agent_reboot(Agent *a) {
+        return a->reboot;
+}
 void agent_set_progress(Agent *a, agent_progress_fn fn, void *userdata) {
         a->progress = fn;
         a->progress_ud = userdata;
@@ -64,6 +76,7 @@ void agent_free(Agent *a) {
         if (!a)
                 return;
         agent_http_free(a->http);
+        agent_reboot_free(a->reboot);
         free(a);
 }
 
@@ -207,6 +220,11 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
         r = agent_http_new(&ho, &a->http);
         if (r < 0) {
                 agent_strf(err, errsize, "cannot set up libcurl: %s", strerror(-r));
+                return r;
+        }
+        r = agent_reboot_new(&a->reboot);
+        if (r < 0) {
+                agent_strf(err, errsize, "cannot set up the reboot lifecycle: %s", strerror(-r));
                 return r;
         }
         *ret = TAKE_PTR(a);

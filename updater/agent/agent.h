@@ -10,10 +10,12 @@
 #include "macro.h"
 #include "omaha/omaha.h"
 #include "payload/payload.h"
+#include "window.h"
 
 #define AGENT_APPID "{7d5b2c1e-4f3a-4e8b-9c6d-2a1f0e9b8c73}"
 #define AGENT_VERSION_MAX 64
 #define AGENT_ERROR_MAX 320
+#define AGENT_LOCK_NOTE_MAX 720    /* etcd's reasons name every endpoint tried */
 #define AGENT_FAILED_MAX 16        /* versions remembered as failed (never retried automatically) */
 #define AGENT_CONF_MAX (64u * 1024u)
 #define AGENT_STATE_MAX (16u * 1024u)
@@ -23,8 +25,8 @@
 typedef enum AgentRebootStrategy {
         AGENT_REBOOT_REBOOT = 0,
         AGENT_REBOOT_OFF = 1,
-        AGENT_REBOOT_ETCD_LOCK = 2,  /* recognised, not implemented yet: refused at load */
-        AGENT_REBOOT_FLEETLOCK = 3,  /* same */
+        AGENT_REBOOT_ETCD_LOCK = 2,  /* locksmith's semaphore in etcd (updater/lock/etcd.c) */
+        AGENT_REBOOT_FLEETLOCK = 3,  /* a FleetLock server (updater/lock/fleetlock-client.c) */
         _AGENT_REBOOT_MAX,
 } AgentRebootStrategy;
 
@@ -45,6 +47,21 @@ typedef struct AgentConfig {
         unsigned http_timeout;       /* HTTP_STALL_TIMEOUT: the low-speed window in seconds, default 60 */
         uint64_t low_speed_limit;    /* HTTP_LOW_SPEED_LIMIT bytes/s averaged over that window, default 1K */
         unsigned transfer_timeout;   /* HTTP_TRANSFER_TIMEOUT seconds for one whole transfer, default 1800 */
+        /* Reboot coordination (reboot.c; docs/reboot.md). Each key is also read under locksmith's name. */
+        AgentWindow window;          /* REBOOT_WINDOW_START + REBOOT_WINDOW_LENGTH; days 0 = no window */
+        char window_start[64];       /* as written ("" unset), and where: for the both-or-neither check */
+        char window_length[64];
+        unsigned window_start_line, window_length_line;
+        int window_start_file, window_length_file; /* index into the config files; -1: this text */
+        char etcd_endpoints[1024];   /* ETCD_ENDPOINTS (LOCKSMITHD_ENDPOINT), comma list, default http://127.0.0.1:2379 */
+        char lock_group[128];        /* LOCK_GROUP (LOCKSMITHD_GROUP); "" the default semaphore */
+        char etcd_ca[512], etcd_cert[512], etcd_key[512]; /* ETCD_CAFILE, ETCD_CERTFILE, ETCD_KEYFILE */
+        char etcd_user[128], etcd_password[256];          /* ETCD_USERNAME, ETCD_PASSWORD */
+        char fleetlock_url[1024];    /* FLEETLOCK_URL: the FleetLock server's base URL */
+        unsigned pre_reboot_timeout; /* PRE_REBOOT_TIMEOUT seconds per pre-reboot.d hook, default 600 */
+        unsigned post_boot_timeout;  /* POST_BOOT_TIMEOUT seconds per post-boot.d hook, default 300 */
+        unsigned lock_retry_min;     /* LOCK_RETRY_MIN seconds, default 5: first retry after the lock was refused */
+        unsigned lock_retry_max;     /* LOCK_RETRY_MAX seconds, default 300 */
 } AgentConfig;
 
 /* Limits of the numeric settings (docs/agent.md lists them). */
@@ -70,6 +87,10 @@ int agent_config_parse(AgentConfig *c, const char *text, size_t len, AgentConfig
 /* Load ROOT/usr/share/cairn/update.conf < ROOT/oem/update.conf < ROOT/etc/cairn/update.conf (missing files are
  * skipped). On error *ret_err (may be NULL) names the file, line, key and value. */
 int agent_config_load(AgentConfig *c, const char *root, AgentConfigError *ret_err);
+/* The checks across keys and files, after the last parse (agent_config_load calls it): REBOOT_WINDOW_START and
+ * _LENGTH both or neither (then c->window is set), fleetlock needs FLEETLOCK_URL, user/password and cert/key in
+ * pairs. -EINVAL with *ret_err naming the key (root: for the file name). */
+int agent_config_finish(AgentConfig *c, const char *root, AgentConfigError *ret_err);
 const char *agent_reboot_strategy_name(AgentRebootStrategy s);
 
 /* ---- Persistent state (agent-state.c) ---- */
@@ -86,6 +107,18 @@ typedef enum AgentStatus {
 } AgentStatus;
 const char *agent_status_name(AgentStatus s);
 int agent_status_from_name(const char *s);
+
+/* Where this host is in the reboot lifecycle (reboot.c). Saved before each step, so a restart knows whether it
+ * may hold the cluster lock and what to do about it (docs/reboot.md, "Crashes"). */
+typedef enum AgentLockPhase {
+        AGENT_LOCK_NONE = 0,      /* holds nothing */
+        AGENT_LOCK_ACQUIRING,     /* asked for the lock (it may or may not have been granted) */
+        AGENT_LOCK_PRE_REBOOT,    /* holds the lock; pre-reboot hooks running */
+        AGENT_LOCK_REBOOTING,     /* holds the lock; hooks passed, reboot command run */
+        AGENT_LOCK_POST_BOOT,     /* holds the lock in the new boot; post-boot hooks, then release */
+        _AGENT_LOCK_PHASE_MAX,
+} AgentLockPhase;
+const char *agent_lock_phase_name(AgentLockPhase p);
 
 typedef struct AgentState {
         AgentStatus status;
@@ -110,6 +143,12 @@ typedef struct AgentState {
         uint64_t resume_payload_size;
         int resume_slot;                    /* -1 none */
         uint32_t resume_next;
+        /* Reboot coordination (reboot.c). */
+        AgentLockPhase lock_phase;
+        char lock_boot_id[64];              /* the boot in which lock_phase was entered */
+        bool reboot_requested;              /* cairnctl reboot: now, without waiting for the window */
+        unsigned lock_failures;             /* consecutive failed attempts (lock refused, hook failed): backoff */
+        char lock_note[AGENT_LOCK_NOTE_MAX]; /* why there was no reboot yet, or what happened last */
         /* Not saved: what agent_state_parse() reset because its value was invalid ("" none), for the top level to
          * log once. */
         char load_note[AGENT_ERROR_MAX];
@@ -305,16 +344,6 @@ int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZ
  * (static) naming the script. */
 int agent_health_run(const char *const *dirs, size_t n_dirs, unsigned timeout_sec, const char **ret_failed);
 
-typedef struct AgentRebootBackend {
-        const char *name;
-        /* Take what the strategy needs before rebooting (a cluster lock later); 1 = go, 0 = not now. */
-        int (*acquire)(void *ctx);
-        /* Reboot (run the command). */
-        int (*reboot)(void *ctx, const char *command);
-        /* After a good boot: release what acquire took. */
-        int (*release)(void *ctx);
-} AgentRebootBackend;
-const AgentRebootBackend *agent_reboot_backend(AgentRebootStrategy s);
 int agent_run_command(const char *command);
 /* In a forked child before exec: unblock every signal and set every disposition back to SIG_DFL, so a child
  * does not inherit the daemon's blocked SIGTERM/SIGINT or ignored SIGPIPE/SIGXFSZ. */
@@ -369,6 +398,48 @@ int agent_rollback(Agent *a);
 /* Save the state file now. */
 int agent_save(Agent *a);
 const char *agent_state_path(const Agent *a);
+const char *agent_machine_id(const Agent *a);
+const char *agent_boot_id(const Agent *a);
+const char *agent_root(const Agent *a);  /* "" for / */
+/* Take the state directory's lock (as every writer does); -EAGAIN with agent_error() when another process has it. */
+int agent_lock_state_dir(Agent *a, int *ret_fd);
+
+/* ---- Reboot lifecycle (reboot.c): window → lock → pre-reboot hooks → reboot → health gate → post-boot hooks →
+ * release; docs/reboot.md ---- */
+
+typedef struct AgentReboot AgentReboot;
+int agent_reboot_new(AgentReboot **ret);
+void agent_reboot_free(AgentReboot *r);
+AgentReboot *agent_reboot(Agent *a);
+/* Test seams: the wall clock and the random source (NULL: time() and getrandom()). */
+void agent_reboot_set_clock(Agent *a, time_t (*clock)(void), uint32_t (*rnd)(void));
+/* Where the lifecycle's messages go (one line each; NULL: nowhere, they are still in lock_note). */
+void agent_reboot_set_log(Agent *a, void (*log)(const char *line));
+/* The post-boot gate has judged this boot (agent_post_boot calls it). */
+void agent_reboot_gate_done(Agent *a);
+/* Do what is due now, taking the state directory's lock; _locked: the caller holds it. */
+void agent_reboot_tick(Agent *a);
+void agent_reboot_step_locked(Agent *a);
+/* CLOCK_MONOTONIC milliseconds at which the lifecycle wants to run again; -1: nothing pending. */
+int64_t agent_reboot_due_ms(const Agent *a);
+/* cairnctl reboot: reboot now (no window), through the strategy's lock; saved, so it survives a restart. */
+int agent_reboot_request(Agent *a);
+
+/* What the daemon last read of the lock, for status (also filled by cairnctl lock-status). */
+#define AGENT_HOLDERS_TEXT_MAX 2048
+typedef struct AgentLockView {
+        int64_t at;                     /* Unix time of the read; 0 never */
+        int64_t max, available;
+        size_t n_holders;
+        char holders[AGENT_HOLDERS_TEXT_MAX]; /* newline-separated ids (cut at a whole id when too many) */
+        char error[AGENT_LOCK_NOTE_MAX]; /* the last failure to reach the lock ("" none) */
+} AgentLockView;
+const AgentLockView *agent_reboot_view(const Agent *a);
+/* The status text with the reboot block added (strategy, window, next opening, lock phase, holders, reason):
+ * human lines after agent_status_text()'s, or a "reboot" member in its JSON object. view may be NULL (offline). */
+int agent_status_text_full(const AgentState *s, const AgentConfig *c, const AgentLockView *view, bool json,
+                           bool daemon_running, time_t now, char **ret_text);
+
 /* Seconds until the next check the server asked for in its last answer (Omaha PollInterval); 0 = none. */
 unsigned agent_poll_interval(const Agent *a);
 /* The shortest interval taken from a server, so a mistaken channel setting cannot make a fleet hammer it. */

@@ -1,15 +1,22 @@
 # updater/agent/agent.mk — the host agent: cairn-updated, cairnctl, their unit test and the Omaha response fuzzer.
 AGENT_LIB_SRCS = updater/agent/agent.c updater/agent/check.c updater/agent/revoked.c updater/agent/manifest.c updater/agent/update.c updater/agent/postboot.c updater/agent/config.c updater/agent/state.c updater/agent/http.c \
 	updater/agent/omaha-client.c updater/agent/apply.c updater/agent/health.c updater/agent/daemon.c \
-	$(OMAHA_LIB_SRCS) $(PAYLOAD_LIB_SRCS) $(BOOTCFG_LIB_SRCS)
-AGENT_LIBS = -lcurl $(OMAHA_LIBS) $(PAYLOAD_LIBS) $(BOOTCFG_LIBS)
+	updater/agent/window.c updater/agent/reboot.c updater/agent/reboot-status.c \
+	$(OMAHA_LIB_SRCS) $(PAYLOAD_LIB_SRCS) $(BOOTCFG_LIB_SRCS) $(LOCK_LIB_SRCS)
+AGENT_LIBS = -lcurl $(OMAHA_LIBS) $(PAYLOAD_LIBS) $(BOOTCFG_LIBS) $(LOCK_LIBS)
 
 BINS += cairn-updated cairnctl
 cairn-updated_SRCS = updater/agent/updated.c $(AGENT_LIB_SRCS)
 cairn-updated_LIBS = $(AGENT_LIBS)
-# cairnctl prints the agent's state: the state file reader and the version rule, nothing that fetches or writes.
-cairnctl_SRCS = updater/agent/cairnctl.c updater/agent/state.c $(OMAHA_VERSION_SRCS)
+# cairnctl prints the agent's state (state file, config, the reboot block): no libcurl, json-c, expat, zstd or
+# pthread. Its lock verbs run cairn-lockctl (the lock library and update.conf's lock settings).
+cairnctl_SRCS = updater/agent/cairnctl.c updater/agent/state.c updater/agent/config.c updater/agent/window.c \
+	updater/agent/reboot-status.c $(OMAHA_VERSION_SRCS)
 cairnctl_LIBS =
+BINS += cairn-lockctl
+cairn-lockctl_SRCS = updater/agent/lockctl-main.c updater/agent/config.c updater/agent/window.c \
+	$(OMAHA_VERSION_SRCS) $(LOCK_CLI_SRCS) $(LOCK_LIB_SRCS)
+cairn-lockctl_LIBS = $(LOCK_LIBS)
 
 UNIT_TESTS += test-agent
 test-agent_SRCS = tests/unit/test-agent.c $(AGENT_LIB_SRCS)
@@ -24,3 +31,11 @@ fuzz-omaha-response_LIBS = $(OMAHA_LIBS)
 UNIT_TESTS += test-apply
 test-apply_SRCS = tests/unit/test-apply.c $(AGENT_LIB_SRCS)
 test-apply_LIBS = $(AGENT_LIBS)
+
+UNIT_TESTS += test-agent-reboot
+test-agent-reboot_SRCS = tests/unit/test-agent-reboot.c $(AGENT_LIB_SRCS)
+test-agent-reboot_LIBS = $(AGENT_LIBS)
+
+FUZZERS += fuzz-window
+fuzz-window_SRCS = tests/fuzz/fuzz-window.c updater/agent/window.c
+fuzz-window_LIBS =

@@ -1,8 +1,11 @@
-/* updater/agent/cairnctl.c — cairnctl: talk to cairn-updated over its local socket; `status` falls back to the state file. */
+/* updater/agent/cairnctl.c — cairnctl: talk to cairn-updated over its local socket; `status` falls back to the state
+ * file; the lock verbs (lock-status, lock, unlock, set-max) talk to etcd directly, in cairn-lockctl
+ * (updater/agent/lockctl-main.c, updater/lock/lockctl.c), which cairnctl runs for them. */
 #include <getopt.h>
 #include <limits.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "log.h"
@@ -18,6 +21,9 @@ static void usage(FILE *f) {
                 "  update [--force]   check and apply now (--force: also a version that rolled back before)\n"
                 "  mark-good          mark the booted slot good\n"
                 "  rollback           make the other (good) slot boot next\n"
+                "  reboot             reboot now (no window) through the REBOOT_STRATEGY's lock and hooks\n"
+                "  lock-status | lock [ID] | unlock [ID] | set-max N   the etcd reboot lock, like locksmithctl\n"
+                "                     (cairnctl lock-status --help lists their options)\n"
                 "options:\n"
                 "  --root DIR         prefix of the default paths\n"
                 "  --socket PATH      default ROOT/run/cairn/updated.sock\n"
@@ -107,8 +113,37 @@ static int converse(int fd, const char *cmd, bool show_ok, unsigned timeout_sec)
         return rc;
 }
 
+/* The lock verbs run in cairn-lockctl (beside this program), so that cairnctl itself, which prints a status,
+ * links neither libcurl nor json-c. It is told to take update.conf's lock settings as its defaults and to call
+ * its status verb "lock-status". */
+static int exec_lockctl(char **argv) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n < 0)
+                return log_error_errno(negative_errno(), "cannot find this program's directory"), 1;
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        char path[PATH_MAX];
+        if (!slash || snprintf(path, sizeof path, "%.*s/cairn-lockctl", (int)(slash - self), self) >= (int)sizeof path)
+                return log_error(-ENAMETOOLONG, "cannot find cairn-lockctl beside \"%s\"", self), 1;
+        setenv("CAIRN_LOCKCTL_AS_CAIRNCTL", "1", 1);
+        execv(path, argv);
+        return log_error_errno(negative_errno(), "cannot run \"%s\" for the lock verbs", path), 1;
+}
+
 int main(int argc, char **argv) {
         log_init(argv[0]);
+        /* The lock verbs have options of their own: hand the whole command line over. */
+        for (int i = 1; i < argc; i++) {
+                if (argv[i][0] == '-')
+                        continue;
+                if (strcmp(argv[i], "lock-status") == 0 || strcmp(argv[i], "lock") == 0 ||
+                    strcmp(argv[i], "unlock") == 0 || strcmp(argv[i], "set-max") == 0)
+                        return exec_lockctl(argv);
+                if (i > 1 && argv[i - 1][0] == '-' && !strchr(argv[i - 1], '='))
+                        continue; /* an option's value */
+                break;
+        }
         static const struct option opts[] = {
                 { "root", required_argument, NULL, 'r' },
                 { "socket", required_argument, NULL, 's' },
@@ -157,6 +192,8 @@ int main(int argc, char **argv) {
                 cmd = "mark-good";
         else if (strcmp(verb, "rollback") == 0)
                 cmd = "rollback";
+        else if (strcmp(verb, "reboot") == 0)
+                cmd = "reboot";
         else {
                 log_msg("unknown command \"%s\"", verb);
                 usage(stderr);
@@ -190,8 +227,18 @@ int main(int argc, char **argv) {
         }
         if (st.load_note[0])
                 log_msg("state file \"%s/state\": %s", state_dir, st.load_note);
+        /* The config says which strategy and window apply (the holders need the daemon, or lock-status). */
+        AgentConfig cfg;
+        agent_config_init(&cfg);
+        AgentConfigError ce = { 0 };
+        int cr = agent_config_load(&cfg, root, &ce);
+        if (cr < 0) {
+                char msg[1024];
+                agent_config_error_format(&ce, cr, msg, sizeof msg);
+                log_msg("%s", msg);
+        }
         _cleanup_free_ char *text = NULL;
-        r = agent_status_text(&st, json, busy, &text);
+        r = agent_status_text_full(&st, cr < 0 ? NULL : &cfg, NULL, json, busy, time(NULL), &text);
         if (r < 0) {
                 log_error_errno(r, "formatting the status");
                 return 1;

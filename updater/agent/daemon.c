@@ -135,7 +135,8 @@ static void handle_client(Agent *a, int fd) {
         int r;
         if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0) {
                 _cleanup_free_ char *text = NULL;
-                r = agent_status_text(agent_state(a), strcmp(cmd, "status json") == 0, true, &text);
+                r = agent_status_text_full(agent_state(a), agent_config(a), agent_reboot_view(a),
+                                           strcmp(cmd, "status json") == 0, true, time(NULL), &text);
                 if (r < 0) {
                         send_line(fd, "ERROR %s", strerror(-r));
                         return;
@@ -184,6 +185,16 @@ static void handle_client(Agent *a, int fd) {
                         send_line(fd, "OK no update: %s", agent_error(a));
                 else
                         send_line(fd, "OK no update");
+        } else if (strcmp(cmd, "reboot") == 0) {
+                /* Now, without waiting for the window, through the strategy's lock and hooks (reboot.c). */
+                r = run_post_boot(a);
+                if (r >= 0)
+                        r = agent_reboot_request(a);
+                if (r < 0)
+                        send_line(fd, "ERROR %s", agent_error(a)[0] ? agent_error(a) : strerror(-r));
+                else
+                        send_line(fd, "OK %s", agent_state(a)->lock_note[0] ? agent_state(a)->lock_note
+                                                                             : "reboot requested");
         } else if (strcmp(cmd, "mark-good") == 0) {
                 r = agent_mark_good(a);
                 if (r < 0)
@@ -213,6 +224,7 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         agent_cancel_watch(&mask);
         signal(SIGPIPE, SIG_IGN);
+        agent_reboot_set_log(a, log_agent);
         if (o->once) {
                 r = agent_post_boot(a);
                 if (r < 0)
@@ -244,6 +256,9 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                 next = gate_at;
         for (;;) {
                 int64_t due = agent_post_boot_pending(a) && gate_at < next ? gate_at : next;
+                int64_t reboot_due = agent_reboot_due_ms(a); /* the reboot lifecycle's next step (reboot.c) */
+                if (reboot_due >= 0 && reboot_due < due)
+                        due = reboot_due;
                 int64_t wait = due - now_ms();
                 if (wait < 0)
                         wait = 0;
@@ -266,6 +281,10 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                                 handle_client(a, cfd);
                                 close(cfd);
                         }
+                        continue;
+                }
+                if (reboot_due >= 0 && now_ms() >= reboot_due) {
+                        agent_reboot_tick(a);
                         continue;
                 }
                 if (agent_post_boot_pending(a) && now_ms() >= gate_at && gate_at < next) {

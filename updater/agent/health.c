@@ -1,4 +1,5 @@
-/* updater/agent/health.c — the post-boot health gate (health.d scripts with a timeout) and the reboot-strategy backends. */
+/* updater/agent/health.c — the post-boot health gate (health.d scripts with a timeout; the pre-reboot.d and
+ * post-boot.d hooks run the same way) and the reboot command. The reboot strategies live in reboot.c. */
 #include "agent.h"
 
 #include <dirent.h>
@@ -153,30 +154,4 @@ int agent_run_command(const char *command) {
                 if (errno != EINTR)
                         return negative_errno();
         return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
-}
-
-/* ---- reboot strategies: a small backend table; etcd-lock and fleetlock plug in here later ---- */
-
-static int acquire_always(void *ctx) {
-        return 1;
-}
-static int release_nothing(void *ctx) {
-        return 0;
-}
-static int reboot_run(void *ctx, const char *command) {
-        return agent_run_command(command);
-}
-static int reboot_never(void *ctx, const char *command) {
-        return 0;
-}
-
-static const AgentRebootBackend backends[] = {
-        [AGENT_REBOOT_REBOOT] = { "reboot", acquire_always, reboot_run, release_nothing },
-        [AGENT_REBOOT_OFF] = { "off", acquire_always, reboot_never, release_nothing },
-};
-
-const AgentRebootBackend *agent_reboot_backend(AgentRebootStrategy s) {
-        if ((size_t)s < ELEMENTSOF(backends) && backends[s].name)
-                return &backends[s];
-        return NULL;
 }

@@ -22,8 +22,14 @@ static int post_boot(Agent *a);
 
 int agent_post_boot(Agent *a) {
         int r = post_boot(a);
+        if (r == -ECANCELED)
+                return r;
         if (r >= 0)
                 a->post_boot_done = true;
+        /* Judged (or failed to judge) this boot: the reboot lifecycle may now release a lock held across the
+         * reboot, or keep it when the new boot did not pass. */
+        agent_reboot_gate_done(a);
+        (void)agent_reboot_tick(a);
         return r;
 }
 
@@ -85,9 +91,6 @@ static int post_boot(Agent *a) {
         r = bootcfg_mark_good(b, booted, NULL);
         if (r < 0)
                 return agent_fail(a, r, "cannot mark slot %c good: %s", bootcfg_slot_name(booted), bootcfg_error(b));
-        const AgentRebootBackend *be = agent_reboot_backend(a->cfg.reboot_strategy);
-        if (be)
-                (void)be->release(NULL);
         char prev[AGENT_VERSION_MAX + 1];
         agent_strf(prev, sizeof prev, "%s", a->st.previous_version);
         a->st.staged_slot = -1;

@@ -19,6 +19,18 @@ static const char *const status_names[_AGENT_STATUS_MAX] = {
         [AGENT_REPORTING_ERROR] = "REPORTING_ERROR",
 };
 
+static const char *const phase_names[_AGENT_LOCK_PHASE_MAX] = {
+        [AGENT_LOCK_NONE] = "none",
+        [AGENT_LOCK_ACQUIRING] = "acquiring",
+        [AGENT_LOCK_PRE_REBOOT] = "pre-reboot",
+        [AGENT_LOCK_REBOOTING] = "rebooting",
+        [AGENT_LOCK_POST_BOOT] = "post-boot",
+};
+
+const char *agent_lock_phase_name(AgentLockPhase p) {
+        return (unsigned)p < _AGENT_LOCK_PHASE_MAX ? phase_names[p] : "?";
+}
+
 const char *agent_status_name(AgentStatus s) {
         return s < _AGENT_STATUS_MAX ? status_names[s] : "?";
 }
@@ -104,6 +116,23 @@ static int state_kv(AgentState *s, const char *k, const char *v) {
         else if (strcmp(k, "STAGED_BOOT_ID") == 0) r = VSTR(staged_boot_id);
         else if (strcmp(k, "PREVIOUS_VERSION") == 0) r = VSTR(previous_version);
         else if (strcmp(k, "RESUME_VERSION") == 0) r = VSTR(resume_version);
+        else if (strcmp(k, "LOCK_BOOT_ID") == 0) r = VSTR(lock_boot_id);
+        else if (strcmp(k, "LOCK_NOTE") == 0) r = VSTR(lock_note);
+        else if (strcmp(k, "LOCK_PHASE") == 0) {
+                /* Unreadable: this host may hold the lock; "acquiring" makes the agent give it back if it does. */
+                r = -EINVAL;
+                why = "is not a lock phase (none, acquiring, pre-reboot, rebooting, post-boot): treated as acquiring";
+                s->lock_phase = AGENT_LOCK_ACQUIRING;
+                for (int i = 0; i < _AGENT_LOCK_PHASE_MAX; i++)
+                        if (strcmp(v, phase_names[i]) == 0) {
+                                s->lock_phase = (AgentLockPhase)i;
+                                r = 0;
+                        }
+        } else if (strcmp(k, "REBOOT_REQUESTED") == 0) {
+                r = strcmp(v, "0") == 0 || strcmp(v, "1") == 0 ? 0 : -EINVAL;
+                why = "is not 0 or 1";
+                s->reboot_requested = strcmp(v, "1") == 0;
+        }
         else if (strcmp(k, "STAGED_SLOT") == 0 || strcmp(k, "RESUME_SLOT") == 0) {
                 r = parse_slot(v, k[0] == 'S' ? &s->staged_slot : &s->resume_slot);
                 why = "is not a slot (A, B or -)";
@@ -143,6 +172,8 @@ static int state_kv(AgentState *s, const char *k, const char *v) {
                           "is out of range (0..2^63-1)" },
                         { "RESUME_NEXT", offsetof(AgentState, resume_next), 4, PAYLOAD_CHUNKS_MAX,
                           "is out of range (0..the chunk limit)" },
+                        { "LOCK_FAILURES", offsetof(AgentState, lock_failures), 4, AGENT_FAILURES_MAX,
+                          "is out of range (0..1000000)" },
                 };
                 for (size_t i = 0; i < ELEMENTSOF(nums); i++) {
                         if (strcmp(k, nums[i].key) != 0)
@@ -170,7 +201,7 @@ typedef struct ParseCtx {
         bool drop_resume;
 } ParseCtx;
 
-static int parse_one(const char *k, const char *v, void *userdata, const char **ret_why) {
+static int parse_one(const char *k, const char *v, unsigned line, void *userdata, const char **ret_why) {
         ParseCtx *x = userdata;
         if (state_kv(x->s, k, v) < 0 && strncmp(k, "RESUME_", 7) == 0)
                 x->drop_resume = true;
@@ -230,6 +261,10 @@ int agent_state_format(const AgentState *s, char **ret_text, size_t *ret_len) {
         put_line(&b, "RESUME_SHA256", hex_encode(s->resume_image_sha256, SHA256_SIZE, hex));
         buf_printf(&b, "RESUME_PAYLOAD_SIZE=%" PRIu64 "\nRESUME_NEXT=%" PRIu32 "\n", s->resume_payload_size,
                     s->resume_next);
+        put_line(&b, "LOCK_PHASE", agent_lock_phase_name(s->lock_phase));
+        put_line(&b, "LOCK_BOOT_ID", s->lock_boot_id);
+        buf_printf(&b, "REBOOT_REQUESTED=%d\nLOCK_FAILURES=%u\n", s->reboot_requested ? 1 : 0, s->lock_failures);
+        put_line(&b, "LOCK_NOTE", s->lock_note);
         if (b.err)
                 return b.err;
         if (ret_len)

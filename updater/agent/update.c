@@ -246,15 +246,8 @@ int agent_update(Agent *a, bool interactive, bool force) {
                 agent_set_status(a, a->st.staged_slot >= 0 ? AGENT_UPDATED_NEED_REBOOT : AGENT_IDLE);
                 return 0;
         }
-        const AgentRebootBackend *be = agent_reboot_backend(a->cfg.reboot_strategy);
-        if (be && be->acquire(NULL) > 0) {
-                int q = be->reboot(NULL, a->cfg.reboot_command);
-                if (q < 0) {
-                        agent_strf(a->st.last_error, sizeof a->st.last_error, "reboot command \"%s\" failed",
-                                 a->cfg.reboot_command);
-                        (void)agent_save(a);
-                }
-        }
+        /* Staged: the reboot lifecycle takes over (window, lock, hooks, reboot; reboot.c). */
+        agent_reboot_step_locked(a);
         return 1;
 }
 

@@ -60,6 +60,15 @@ typedef struct LockBackend {
 } LockBackend;
 
 extern const LockBackend lock_backend_etcd;
+/* FleetLock client (fleetlock-client.c): endpoints[0] is the server's base URL, group defaults to "default";
+ * status, evict and set_max are -EOPNOTSUPP (the protocol has only lock and unlock). */
+extern const LockBackend lock_backend_fleetlock;
+/* A FleetLock error body {"kind":"…","value":"…"} (untrusted, at most 64 KiB; strict JSON, one object, kind not
+ * empty): both strings escaped for a log line into kind/value. -EBADMSG for anything else. */
+int lock_fleetlock_parse_error(const char *untrusted, size_t len, char *kind, size_t kind_size, char *value,
+                               size_t value_size) _warn_unused_result_;
+/* A FleetLock group: 1..127 of A-Za-z0-9.- (the protocol's ^[a-zA-Z0-9.-]+$). */
+bool lock_fleetlock_group_valid(const char *g);
 
 /* The etcd key of a group's semaphore (locksmith's names; the group query-escaped like Go's url.QueryEscape). */
 int lock_etcd_key(const char *group, char *buf, size_t size);

@@ -1,21 +1,23 @@
-/* updater/lock/lockctl.c — cairn-lockctl: the operator's view of the cluster reboot lock in etcd, like locksmithctl
- * (status, lock [ID], unlock [ID], set-max N). A thin main over updater/lock.h; it becomes cairnctl's
- * lock-status/lock/unlock/set-max verbs when the agent moves into updater/agent/.
- * Exit status: 0 done, 1 failed, 2 usage, 3 no slot free (lock only). */
+/* updater/lock/lockctl.c — the operator's view of the cluster reboot lock in etcd, like locksmithctl (status,
+ * lock [ID], unlock [ID], set-max N): `cairnctl lock-status|lock|unlock|set-max` and its alias cairn-lockctl
+ * (lockctl-main.c) both run lock_cli_main(). Exit status: 0 done, 1 failed, 2 usage, 3 no slot free (lock only). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 
 #include "fileio.h"
 #include "lock.h"
+#include "lockctl.h"
 #include "log.h"
 #include "parse.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
+static const char *status_verb = "status";
+
 static void usage(FILE *f) {
         fprintf(f,
-                "usage: %s [options] status | lock [ID] | unlock [ID] | set-max N\n"
+                "usage: %s [options] %s | lock [ID] | unlock [ID] | set-max N\n"
                 "  --endpoint URL       etcd client URL (repeatable, or a comma list; default $ETCD_ENDPOINTS,\n"
                 "                       then $LOCKSMITHD_ENDPOINT, then http://127.0.0.1:2379)\n"
                 "  --group G            the group's semaphore instead of the default one ($LOCK_GROUP)\n"
@@ -26,9 +28,11 @@ static void usage(FILE *f) {
                 "  --timeout SECS       for one request to one endpoint (default 10)\n"
                 "  --machine-id-file F  where the default ID comes from (default /etc/machine-id)\n"
                 "  --json               machine-readable output\n"
+                "  --root DIR           prefix of /etc/machine-id (and, for cairnctl, of update.conf, whose\n"
+                "                       ETCD_* and LOCK_GROUP settings are the defaults)\n"
                 "lock and unlock without ID act for this machine; unlock ID frees another machine's slot.\n"
                 "Exit status: 0 done, 1 failed, 2 usage, 3 no slot free.\n",
-                log_prog);
+                log_prog, status_verb);
 }
 
 static int read_machine_id(const char *path, char *buf, size_t size) {
@@ -86,19 +90,22 @@ static void print_result(const char *key, const char *id, const char *result, bo
                 printf("%s: %s\n", result, id);
 }
 
-int main(int argc, char **argv) {
-        log_init(argv[0]);
-        enum { O_ENDPOINT = 256, O_GROUP, O_CACERT, O_CERT, O_KEY, O_USER, O_TIMEOUT, O_MIDFILE, O_JSON };
+int lock_cli_main(int argc, char **argv, const char *status_name, lock_cli_defaults_fn load_defaults) {
+        status_verb = status_name ? status_name : "status";
+        enum { O_ENDPOINT = 256, O_GROUP, O_CACERT, O_CERT, O_KEY, O_USER, O_TIMEOUT, O_MIDFILE, O_JSON, O_ROOT };
         static const struct option opts[] = {
                 { "endpoint", required_argument, NULL, O_ENDPOINT }, { "group", required_argument, NULL, O_GROUP },
                 { "cacert", required_argument, NULL, O_CACERT },     { "cert", required_argument, NULL, O_CERT },
                 { "key", required_argument, NULL, O_KEY },           { "user", required_argument, NULL, O_USER },
                 { "timeout", required_argument, NULL, O_TIMEOUT },   { "machine-id-file", required_argument, NULL, O_MIDFILE },
                 { "json", no_argument, NULL, O_JSON },               { "help", no_argument, NULL, 'h' },
+                { "root", required_argument, NULL, O_ROOT },
                 {},
         };
         LockOptions o = { 0 };
-        const char *midfile = "/etc/machine-id";
+        const char *midfile = NULL;
+        const char *root = "";
+        char midbuf[4096];
         const char *user = NULL;
         bool json = false;
         int c, r;
@@ -133,6 +140,9 @@ int main(int argc, char **argv) {
                 case O_JSON:
                         json = true;
                         break;
+                case O_ROOT:
+                        root = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -151,6 +161,30 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return 2;
         }
+        if (strcmp(cmd, status_verb) == 0)
+                cmd = "status";
+        else if (strcmp(cmd, "status") == 0 && strcmp(status_verb, "status") != 0) {
+                usage(stderr);
+                return 2;
+        }
+        if (!midfile) {
+                snprintf(midbuf, sizeof midbuf, "%s/etc/machine-id", root);
+                midfile = midbuf;
+        }
+        /* The host's update.conf (cairnctl) fills what neither options nor the environment set. */
+        LockCliDefaults d = { 0 };
+        if (load_defaults && load_defaults(root, &d) < 0)
+                return 1;
+        if (o.n_endpoints == 0 && !(getenv("ETCD_ENDPOINTS") && *getenv("ETCD_ENDPOINTS")) &&
+            !(getenv("LOCKSMITHD_ENDPOINT") && *getenv("LOCKSMITHD_ENDPOINT")) && d.endpoints && *d.endpoints &&
+            lock_options_add_endpoints(&o, d.endpoints) < 0)
+                return log_error(-E2BIG, "update.conf: ETCD_ENDPOINTS has more than %d endpoints", LOCK_MAX_ENDPOINTS), 2;
+        if (!o.ca_file && d.ca_file && *d.ca_file)
+                o.ca_file = d.ca_file;
+        if (!o.cert_file && !o.key_file && d.cert_file && *d.cert_file && d.key_file && *d.key_file) {
+                o.cert_file = d.cert_file;
+                o.key_file = d.key_file;
+        }
 
         _cleanup_free_ char *env_ep = NULL;
         if (o.n_endpoints == 0) {
@@ -163,6 +197,8 @@ int main(int argc, char **argv) {
         }
         if (!o.group && getenv("LOCK_GROUP") && *getenv("LOCK_GROUP"))
                 o.group = getenv("LOCK_GROUP");
+        if (!o.group && d.group && *d.group)
+                o.group = d.group;
         _cleanup_free_ char *userbuf = NULL;
         if (!user)
                 user = getenv("CAIRN_LOCK_USER");
@@ -177,6 +213,9 @@ int main(int argc, char **argv) {
         } else if (getenv("LOCKSMITHD_ETCD_USERNAME") && *getenv("LOCKSMITHD_ETCD_USERNAME")) {
                 o.user = getenv("LOCKSMITHD_ETCD_USERNAME");
                 o.password = getenv("LOCKSMITHD_ETCD_PASSWORD");
+        } else if (d.user && *d.user) {
+                o.user = d.user;
+                o.password = d.password;
         }
 
         bool need_id = (strcmp(cmd, "lock") == 0 || strcmp(cmd, "unlock") == 0) && !arg;

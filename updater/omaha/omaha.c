@@ -228,20 +228,6 @@ const char *omaha_parse_strerror(int r) {
         }
 }
 
-bool omaha_name_valid(const char *s, size_t max) {
-        size_t n = strlen(s);
-        if (n == 0 || n > max || s[0] == '.')
-                return false;
-        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
-
-bool omaha_machineid_valid(const char *s) {
-        size_t n = strlen(s);
-        if (n == 0 || n > 64)
-                return false;
-        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789{}-") == n;
-}
-
 int omaha_app_validate(const OmahaApp *app, const char **ret_what) {
         const char *what = NULL;
         if (!app->appid[0])

@@ -1,6 +1,6 @@
-/* updater/omaha/version.c — the version rule Omaha answers depend on: dotted decimal, at most 8 parts of at
- * most 9 digits, compared part by part. Apart from omaha.c so programs that only compare versions (cairnctl)
- * need not link the XML parser. */
+/* updater/omaha/version.c — the rules Omaha fields follow, apart from omaha.c so programs that only check them
+ * (cairnctl, reading update.conf and the state file) need not link the XML parser: versions (dotted decimal, at
+ * most 8 parts of at most 9 digits, compared part by part), names (channels, boards) and machine ids. */
 #include "omaha.h"
 
 #include <string.h>
@@ -40,4 +40,18 @@ int omaha_version_cmp(const char *a, const char *b) {
                         b++;
         }
         return 0;
+}
+
+bool omaha_name_valid(const char *s, size_t max) {
+        size_t n = strlen(s);
+        if (n == 0 || n > max || s[0] == '.')
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+bool omaha_machineid_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > 64)
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789{}-") == n;
 }

@@ -106,7 +106,7 @@ const char *reldir_strerror(int r) {
         }
 }
 
-static int channel_kv(const char *k, const char *v, void *userdata, const char **ret_why) {
+static int channel_kv(const char *k, const char *v, unsigned line, void *userdata, const char **ret_why) {
         Channel *c = userdata;
         if (strcmp(k, "VERSION") == 0) {
                 if (*v && !omaha_version_valid(v))

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "fileio.h"
+#include "verity.h"
 
 #define APPLY_WORKERS 2
 #define APPLY_SLOTS APPLY_WORKERS /* a chunk is received in a moment; decoding and hashing it is the work */
@@ -120,7 +121,41 @@ int64_t agent_plan(const Payload *p, const AgentIndex *active, uint32_t start, u
         return downloads;
 }
 
-int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZE]) {
+/* ---- dm-verity root of the written slot (docs/verity.md) ----
+ * With a verity layout in the manifest, the read-back pass that hashes the slot also feeds its data part, bytes
+ * [0, hash offset), to a root-only tree builder: no second read. The salt and sizes come from the signed manifest. */
+
+static int verity_begin(const Payload *p, struct verity_tree **ret) {
+        *ret = NULL;
+        if (!p->has_verity_layout)
+                return 0;
+        struct verity_params vp;
+        verity_params_init(&vp, p->verity_hash_offset / VERITY_BLOCK_DEFAULT);
+        vp.salt_size = p->verity_salt_size;
+        memcpy(vp.salt, p->verity_salt, p->verity_salt_size);
+        struct verity_layout l;
+        if (verity_params_check(&vp) < 0 || verity_layout_compute(&vp, &l) < 0 ||
+            p->verity_hash_offset + l.area_size > p->image_size)
+                return -ERANGE; /* the hash area would end past the image */
+        return verity_tree_new(&vp, VERITY_ROOT_ONLY, -1, 0, ret);
+}
+
+/* Feed the part of [at, at+n) that lies in the data. */
+static int verity_feed(struct verity_tree *t, const Payload *p, uint64_t at, const uint8_t *buf, size_t n) {
+        if (!t || at >= p->verity_hash_offset)
+                return 0;
+        return verity_tree_update(t, buf, (size_t)MIN((uint64_t)n, p->verity_hash_offset - at));
+}
+
+/* SHA-256 of [off, off+size) of fd, and with p (a verity layout) the verity root of its data into ret_root. */
+static int hash_slot(int fd, uint64_t off, uint64_t size, const Payload *p, uint8_t ret[SHA256_SIZE],
+                     uint8_t ret_root[SHA256_SIZE]) {
+        _cleanup_verity_tree_ struct verity_tree *vt = NULL;
+        if (p) {
+                int r = verity_begin(p, &vt);
+                if (r < 0)
+                        return r;
+        }
         const size_t bs = 1u << 20;
         _cleanup_free_ uint8_t *buf = malloc(bs);
         if (!buf)
@@ -138,11 +173,18 @@ int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZ
                         return r;
                 if (!EVP_DigestUpdate(ctx, buf, n))
                         return -EIO;
+                r = verity_feed(vt, p, done, buf, n);
+                if (r < 0)
+                        return r;
                 done += n;
         }
         if (!EVP_DigestFinal_ex(ctx, ret, NULL))
                 return -EIO;
-        return 0;
+        return vt ? verity_tree_finish(vt, ret_root) : 0;
+}
+
+int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZE]) {
+        return hash_slot(fd, off, size, NULL, ret, NULL);
 }
 
 /* ---- the pipeline ---- */
@@ -410,6 +452,9 @@ static void *readback(void *ud) {
         uint8_t *buf = malloc(bs);
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         int r = buf && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+        struct verity_tree *vt = NULL;
+        if (r >= 0)
+                r = verity_begin(p, &vt);
         uint64_t done = 0;
         while (r >= 0 && done < p->image_size) {
                 pthread_mutex_lock(&pl->lock);
@@ -434,11 +479,15 @@ static void *readback(void *ud) {
                         if (r >= 0 && !EVP_DigestUpdate(ctx, buf, n))
                                 r = -EIO;
                         if (r >= 0)
+                                r = verity_feed(vt, p, done, buf, n);
+                        if (r >= 0)
                                 done += n;
                 }
         }
-        if (r >= 0 && done == p->image_size && EVP_DigestFinal_ex(ctx, a->readback_sha256, NULL))
+        if (r >= 0 && done == p->image_size && EVP_DigestFinal_ex(ctx, a->readback_sha256, NULL) &&
+            (!vt || verity_tree_finish(vt, a->readback_verity_root) >= 0))
                 a->readback_done = true;
+        verity_tree_free(vt);
         pthread_mutex_lock(&pl->lock);
         pl->verified_bytes = done;
         pl->verify_error = r;
@@ -541,6 +590,13 @@ int agent_apply(AgentApply *a) {
                                   p->image_size, a->target_size);
         if (a->start_chunk > p->chunk_count)
                 a->start_chunk = 0;
+        {
+                _cleanup_verity_tree_ struct verity_tree *vt = NULL;
+                if (verity_begin(p, &vt) < 0) /* before anything is written */
+                        return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, -ERANGE,
+                                           "the manifest's dm-verity hash area (from byte %" PRIu64 ") ends past the image",
+                                           p->verity_hash_offset);
+        }
 
         _cleanup_free_ uint8_t *actions = malloc(p->chunk_count);
         _cleanup_free_ uint32_t *src = malloc(sizeof(uint32_t) * p->chunk_count);
@@ -604,16 +660,30 @@ int agent_apply(AgentApply *a) {
 int agent_apply_verify(AgentApply *a) {
         /* Every chunk was checked before it was written; now the whole slot, as it reads back from the device
          * (hashed behind the writers during the apply when that ran to the end, else re-read here). */
-        uint8_t h[SHA256_SIZE];
+        const Payload *p = a->p;
+        uint8_t h[SHA256_SIZE], root[SHA256_SIZE];
         int r = 0;
-        if (a->readback_done)
+        if (a->readback_done) {
                 memcpy(h, a->readback_sha256, SHA256_SIZE);
-        else
-                r = agent_hash_range(a->fd, a->target_off, a->p->image_size, h);
+                memcpy(root, a->readback_verity_root, SHA256_SIZE);
+        } else
+                r = hash_slot(a->fd, a->target_off, p->image_size, p->has_verity_layout ? p : NULL, h, root);
+        if (r == -ERANGE)
+                return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, r,
+                                   "the manifest's dm-verity hash area (from byte %" PRIu64 ") ends past the image",
+                                   p->verity_hash_offset);
         if (r < 0)
                 return apply_fail(a, r, "re-reading the target slot: %s", strerror(-r));
-        if (memcmp(h, a->p->image_sha256, SHA256_SIZE) != 0)
+        if (memcmp(h, p->image_sha256, SHA256_SIZE) != 0)
                 return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, -EILSEQ,
                                    "the written slot does not read back to the manifest's SHA-256");
+        /* The bytes are the signed image; the tree in them must also be the one of the signed root hash, or the
+         * slot would not boot (its initramfs refuses it). */
+        if (p->has_verity_layout && memcmp(root, p->verity_root, SHA256_SIZE) != 0) {
+                char got[2 * SHA256_SIZE + 1];
+                return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, -EILSEQ,
+                                   "the written slot's dm-verity root hash %s is not the manifest's",
+                                   hex_encode(root, SHA256_SIZE, got));
+        }
         return 0;
 }

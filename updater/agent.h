@@ -284,6 +284,7 @@ typedef struct AgentApply {
         uint32_t bad_chunk;        /* on -EILSEQ: the chunk that failed, UINT32_MAX for the whole image */
         bool readback_done;        /* the whole slot was read back and hashed during the apply */
         uint8_t readback_sha256[SHA256_SIZE];
+        uint8_t readback_verity_root[SHA256_SIZE]; /* with a verity layout in the manifest: the root of the data */
         int errcode;               /* AGENT_EC_* of the failure */
         char error[AGENT_ERROR_MAX];
 } AgentApply;

@@ -17,6 +17,8 @@
 #define MANIFEST_MAGIC "CMAN"
 #define SIGBLOCK_MAGIC "CSIG"
 #define MANIFEST_FLAG_VERITY 0x01u
+#define MANIFEST_FLAG_VERITY_LAYOUT 0x02u /* hash offset at 208, salt length at 78, salt after the revoked ids */
+#define VERITY_BLOCK 4096u
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 
@@ -125,8 +127,8 @@ void payload_free(Payload *p) {
 
 /* ---- layout arithmetic shared by reader and writer ---- */
 
-static uint64_t manifest_size(size_t vlen, size_t blen, size_t n_revoked, uint64_t n_chunks) {
-        return ALIGN_UP((uint64_t)PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + n_revoked * CAIRN_KEY_ID_SIZE, 8) +
+static uint64_t manifest_size(size_t vlen, size_t blen, size_t n_revoked, size_t salt_len, uint64_t n_chunks) {
+        return ALIGN_UP((uint64_t)PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + n_revoked * CAIRN_KEY_ID_SIZE + salt_len, 8) +
                n_chunks * PAYLOAD_CHUNK_ENTRY_SIZE;
 }
 
@@ -235,20 +237,32 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
                 return -EBADMSG;
         if (compression >= _PAYLOAD_METHOD_MAX || compression == PAYLOAD_METHOD_ZERO)
                 return -EBADMSG;
-        if ((flags & ~MANIFEST_FLAG_VERITY) || get_le16(m + 78) != 0 || !all_zero(m + 208, 16))
+        if ((flags & ~(MANIFEST_FLAG_VERITY | MANIFEST_FLAG_VERITY_LAYOUT)) || !all_zero(m + 216, 8))
                 return -EBADMSG;
         if (!(flags & MANIFEST_FLAG_VERITY) && !all_zero(m + 80, SHA256_SIZE))
                 return -EBADMSG;
-        if (manifest_size(vlen, blen, nrev, count) != mlen)
+        /* The verity layout (docs/payload-format.md): only with a root hash; the hash area starts at a 4 KiB block
+         * boundary inside the image, after at least one data block. */
+        uint16_t salt_len = get_le16(m + 78);
+        uint64_t hash_offset = get_le64(m + 208);
+        if (flags & MANIFEST_FLAG_VERITY_LAYOUT) {
+                if (!(flags & MANIFEST_FLAG_VERITY) || salt_len > PAYLOAD_VERITY_SALT_MAX)
+                        return -EBADMSG;
+                if (hash_offset < VERITY_BLOCK || hash_offset % VERITY_BLOCK || hash_offset >= image_size)
+                        return -ERANGE;
+        } else if (salt_len != 0 || hash_offset != 0)
+                return -EBADMSG;
+        if (manifest_size(vlen, blen, nrev, salt_len, count) != mlen)
                 return -EBADMSG;
         if (data_offset != (uint64_t)PAYLOAD_HEADER_SIZE + mlen + slen)
                 return -EBADMSG;
 
         const uint8_t *v = m + PAYLOAD_MANIFEST_FIXED_SIZE, *b = v + vlen, *rev = b + blen;
-        size_t table_off = ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + (size_t)nrev * CAIRN_KEY_ID_SIZE, 8);
+        const uint8_t *salt = rev + (size_t)nrev * CAIRN_KEY_ID_SIZE;
+        size_t table_off = ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + (size_t)nrev * CAIRN_KEY_ID_SIZE + salt_len, 8);
         if (!valid_string(v, vlen) || !valid_string(b, blen))
                 return -EBADMSG;
-        if (!all_zero(rev + (size_t)nrev * CAIRN_KEY_ID_SIZE, m + table_off - (rev + (size_t)nrev * CAIRN_KEY_ID_SIZE)))
+        if (!all_zero(salt + salt_len, m + table_off - (salt + salt_len)))
                 return -EBADMSG;
 
         _cleanup_payload_ Payload *p = calloc(1, sizeof *p);
@@ -304,6 +318,10 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
         p->payload_size = payload_size;
         p->has_verity_root = flags & MANIFEST_FLAG_VERITY;
         memcpy(p->verity_root, m + 80, SHA256_SIZE);
+        p->has_verity_layout = flags & MANIFEST_FLAG_VERITY_LAYOUT;
+        p->verity_hash_offset = hash_offset;
+        p->verity_salt_size = salt_len;
+        memcpy(p->verity_salt, salt, salt_len);
         memcpy(p->kernel_sha256, m + 112, SHA256_SIZE);
         memcpy(p->initrd_sha256, m + 144, SHA256_SIZE);
         memcpy(p->cmdline_sha256, m + 176, SHA256_SIZE);
@@ -736,12 +754,16 @@ static int build_manifest(const PayloadBuildOptions *o, const Job *j, const Payl
         put_le64(m + 56, data_offset);
         put_le64(m + 64, payload_size);
         m[72] = (uint8_t)j->compression;
-        m[73] = o->verity_root ? MANIFEST_FLAG_VERITY : 0;
+        m[73] = (o->verity_root ? MANIFEST_FLAG_VERITY : 0) | (o->verity_hash_offset ? MANIFEST_FLAG_VERITY_LAYOUT : 0);
         m[74] = (uint8_t)vlen;
         m[75] = (uint8_t)blen;
         put_le16(m + 76, (uint16_t)o->n_revoked);
         if (o->verity_root)
                 memcpy(m + 80, o->verity_root, SHA256_SIZE);
+        if (o->verity_hash_offset) {
+                put_le16(m + 78, (uint16_t)o->verity_salt_size);
+                put_le64(m + 208, o->verity_hash_offset);
+        }
         if (o->kernel_sha256)
                 memcpy(m + 112, o->kernel_sha256, SHA256_SIZE);
         if (o->initrd_sha256)
@@ -753,7 +775,10 @@ static int build_manifest(const PayloadBuildOptions *o, const Job *j, const Payl
         memcpy(v + vlen, o->board, blen);
         for (size_t i = 0; i < o->n_revoked; i++)
                 memcpy(v + vlen + blen + i * CAIRN_KEY_ID_SIZE, o->revoked[i], CAIRN_KEY_ID_SIZE);
-        uint8_t *t = m + ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + o->n_revoked * CAIRN_KEY_ID_SIZE, 8);
+        size_t salt_len = o->verity_hash_offset ? o->verity_salt_size : 0;
+        if (salt_len)
+                memcpy(v + vlen + blen + o->n_revoked * CAIRN_KEY_ID_SIZE, o->verity_salt, salt_len);
+        uint8_t *t = m + ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + o->n_revoked * CAIRN_KEY_ID_SIZE + salt_len, 8);
         for (uint32_t i = 0; i < j->count; i++) {
                 uint8_t *e = t + (size_t)i * PAYLOAD_CHUNK_ENTRY_SIZE;
                 put_le64(e, chunks[i].offset);
@@ -771,7 +796,8 @@ static int options_check(const PayloadBuildOptions *o, uint32_t cs) {
                 return -EINVAL;
         if (!chunk_size_valid(cs))
                 return -EINVAL;
-        if (o->n_keys < 1 || o->n_keys > PAYLOAD_SIGNATURES_MAX || o->n_revoked > PAYLOAD_REVOKED_MAX)
+        if (o->n_keys < 1 || o->n_keys > PAYLOAD_SIGNATURES_MAX || o->n_revoked > PAYLOAD_REVOKED_MAX ||
+            o->verity_salt_size > PAYLOAD_VERITY_SALT_MAX)
                 return -E2BIG;
         if (o->compression != PAYLOAD_METHOD_NONE && o->compression != PAYLOAD_METHOD_ZSTD &&
             o->compression != PAYLOAD_METHOD_ZLIB)
@@ -807,7 +833,11 @@ int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint6
         uint64_t count = (image_size + cs - 1) / cs;
         if (count > PAYLOAD_CHUNKS_MAX)
                 return -E2BIG;
-        uint64_t mlen = manifest_size(strlen(o->version), strlen(o->board), o->n_revoked, count);
+        if (o->verity_hash_offset && (!o->verity_root || o->verity_hash_offset % VERITY_BLOCK ||
+                                      o->verity_hash_offset >= image_size))
+                return -ERANGE;
+        uint64_t mlen = manifest_size(strlen(o->version), strlen(o->board), o->n_revoked,
+                                      o->verity_hash_offset ? o->verity_salt_size : 0, count);
         if (mlen > PAYLOAD_MANIFEST_MAX)
                 return -E2BIG;
         uint32_t slen = PAYLOAD_SIGBLOCK_FIXED_SIZE + (uint32_t)o->n_keys * PAYLOAD_SIG_ENTRY_SIZE;

@@ -737,7 +737,7 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
                 return fail(a, r, "cannot remove the verification record of slot %c: %s", bootcfg_slot_name(target),
                             bootcfg_error(b));
         a->st.staged_slot = -1;
-        a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+        a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
 
         uint32_t start = 0;
         if (a->st.resume_slot == target && strcmp(a->st.resume_version, p->version) == 0 &&
@@ -809,6 +809,10 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
         strf(a->st.staged_version, sizeof a->st.staged_version, "%s", p->version);
         a->st.staged_slot = target;
         strf(a->st.staged_boot_id, sizeof a->st.staged_boot_id, "%s", a->boot_id);
+        if (p->has_verity_root)
+                hex_encode(p->verity_root, SHA256_SIZE, a->st.staged_verity_root);
+        else
+                a->st.staged_verity_root[0] = 0;
         strf(a->st.previous_version, sizeof a->st.previous_version, "%s", a->os_version);
         a->st.resume_slot = -1;
         a->st.resume_next = 0;
@@ -891,7 +895,7 @@ int agent_post_boot(Agent *a) {
                          "rolled back: version %s in slot %c did not boot; it will not be installed again "
                          "automatically", failed, bootcfg_slot_name(a->st.staged_slot));
                 a->st.staged_slot = -1;
-                a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+                a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
                 a->st.new_version[0] = 0;
                 set_status(a, AGENT_REPORTING_ERROR);
                 send_event(a, OMAHA_EVENT_UPDATE_COMPLETE, OMAHA_RESULT_ERROR, AGENT_EC_ROLLBACK, failed);
@@ -900,7 +904,7 @@ int agent_post_boot(Agent *a) {
         if (bs.slot[booted].successful) {
                 if (rebooted) { /* marked good by someone else */
                         a->st.staged_slot = -1;
-                        a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+                        a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
                         set_status(a, AGENT_IDLE);
                 }
                 return 0;
@@ -928,7 +932,7 @@ int agent_post_boot(Agent *a) {
         char prev[AGENT_VERSION_MAX + 1];
         strf(prev, sizeof prev, "%s", a->st.previous_version);
         a->st.staged_slot = -1;
-        a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+        a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
         a->st.new_version[0] = 0;
         a->st.last_error[0] = 0;
         a->st.chunks_done = a->st.chunks_total = 0;
@@ -952,7 +956,7 @@ int agent_mark_good(Agent *a) {
                 return fail(a, r, "mark-good: %s", bootcfg_error(b));
         if (a->st.staged_slot == bootcfg_booted(b)) {
                 a->st.staged_slot = -1;
-                a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+                a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
         }
         (void)agent_save(a);
         return 0;

@@ -101,6 +101,7 @@ typedef struct AgentState {
         char staged_version[AGENT_VERSION_MAX + 1];
         int staged_slot;                    /* -1 none */
         char staged_boot_id[64];
+        char staged_verity_root[2 * SHA256_SIZE + 1]; /* the staged slot's signed dm-verity root hash, "" none */
         char previous_version[AGENT_VERSION_MAX + 1]; /* the version we updated from (event 3 previousversion) */
         size_t n_failed;
         char failed[AGENT_FAILED_MAX][AGENT_VERSION_MAX + 1];

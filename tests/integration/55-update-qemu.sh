@@ -42,6 +42,8 @@ debugfs -w -R "write $W/junk /boot/initrd" "$W/v3.img" >/dev/null 2>&1
 debugfs -w -R "rm /lib/os-release" "$W/v3.img" >/dev/null 2>&1
 printf "ID=cairn\nVERSION_ID=%s\nCAIRN_BOARD=amd64-usr\n" "$V3" >"$W/os3"
 debugfs -w -R "write $W/os3 /lib/os-release" "$W/v3.img" >/dev/null 2>&1
+# the edits changed the file system: seal it again (new tree and root-hash block), as a release build would
+scripts/verity-seal.sh seal "$W/v3.img" "cairn-$V3-usr" >/dev/null || fail "could not reseal v3"
 
 # The update server on a random loopback port; the guest sees it as http://10.0.2.100/.
 "$B/cairn-server" --reldir "$REL" --db "$W/db.sqlite" --listen 127.0.0.1:0 --base-url http://10.0.2.100/payloads/ \

@@ -23,19 +23,15 @@
 
 #include "fileio.h"
 #include "log.h"
+#include "verity-slot.h"
 #include "verity.h"
 
 #define DM_CONTROL "/dev/mapper/control"
-#define EXT4_SB_OFFSET 1024
-#define EXT4_MAGIC 0xEF53
-#define EXT4_FEATURE_INCOMPAT_64BIT 0x80
 #define PARENT_LEVEL_MAX (64u << 20) /* bytes of one tree level held in memory to check the level below */
 #define DM_BUF_SIZE 16384
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
 static void usage(FILE *f) {
         fputs("Usage: cairn-dmverity open DEVICE ROOTHEX NAME   check the tree of a sealed /usr slot, create /dev/mapper/NAME\n"
@@ -48,21 +44,11 @@ static void usage(FILE *f) {
 
 /* The size of the ext4 file system at the start of fd: where its hash area begins. */
 static int ext4_size(int fd, const char *dev, uint64_t *ret) {
-        uint8_t sb[1024];
-        int r = pread_full(fd, sb, sizeof sb, EXT4_SB_OFFSET);
+        int r = verity_ext4_size(fd, 0, ret);
+        if (r == -EBADMSG)
+                return log_error(r, "'%s' does not start with a valid ext4 file system", dev);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the file system superblock of '%s'", dev);
-        if (le16(sb + 0x38) != EXT4_MAGIC)
-                return log_error(-EBADMSG, "'%s' does not start with an ext4 file system", dev);
-        uint32_t log_bs = le32(sb + 0x18);
-        if (log_bs > 6)
-                return log_error(-EBADMSG, "'%s': ext4 block size 2^(10+%" PRIu32 ") is not valid", dev, log_bs);
-        uint64_t blocks = le32(sb + 0x4);
-        if (le32(sb + 0x60) & EXT4_FEATURE_INCOMPAT_64BIT)
-                blocks |= (uint64_t)le32(sb + 0x150) << 32;
-        if (blocks == 0 || blocks > (UINT64_C(1) << 40))
-                return log_error(-EBADMSG, "'%s': ext4 block count %" PRIu64 " is not valid", dev, blocks);
-        *ret = blocks << (10 + log_bs);
         return 0;
 }
 

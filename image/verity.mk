@@ -17,6 +17,6 @@ fuzz-verity-sb_LIBS := $(VERITY_LIBS)
 
 # The initramfs's activation of the /usr slot (device-mapper ioctls); static like cairn-findpart.
 BINS += cairn-dmverity
-cairn-dmverity_SRCS := image/dmverity.c $(VERITY_LIB_SRCS)
+cairn-dmverity_SRCS := image/dmverity.c image/verity-slot.c $(VERITY_LIB_SRCS)
 cairn-dmverity_LIBS := $(VERITY_LIBS)
 cairn-dmverity_STATIC := 1

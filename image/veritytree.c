@@ -28,7 +28,7 @@ static void usage(FILE *f) {
               "  --hash-block-size N    the hash block size alone\n"
               "  --no-superblock        no superblock: verify then needs the salt and sizes on the command line\n"
               "  --json                 format, layout: print the result as one JSON object\n"
-              "layout prints the sizes of the hash area for N data blocks without reading or writing anything.\n"
+              "  (layout prints the sizes of the hash area for N data blocks; it reads and writes nothing)\n"
               "Exit status: 0 done/verified, 1 error, 2 usage, 3 verification failed.\n",
               f);
 }

@@ -8,7 +8,7 @@
 #                                            write the root-hash block GRUB reads; print the root hash
 # The slot: [ext4: verity_offset bytes][verity superblock + tree][zero to 4 KiB][root-hash block, 4 KiB][zero]
 # The root-hash block is a GRUB environment block (1024 bytes, then zero to 4 KiB): usrhash=, verity_offset=,
-# verity_salt=. GRUB reads it as the blocklist ($disk,$part)usrhash_sector+2 with `load_env ... usrhash`.
+# verity_salt=, version= (the image's VERSION_ID, for display). GRUB reads it as the blocklist ($disk,$part)usrhash_sector+2 with `load_env ... usrhash`.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CAIRN_BIN:-$top/build/bin}
@@ -63,7 +63,10 @@ seal)
         trap 'rm -f "$blk"' EXIT
         rm -f "$blk"
         grub-editenv "$blk" create
-        grub-editenv "$blk" set "usrhash=$root" "verity_offset=$off" "verity_salt=$salt"
+        # version= for `cairn-bootcfg status` (display only), from the image's os-release
+        ver=$(debugfs -R 'cat /lib/os-release' "$img" 2>/dev/null | sed -n 's/^VERSION_ID=//p' | tr -d "\"'" | head -n 1)
+        [[ $ver =~ ^[A-Za-z0-9._+~-]{1,64}$ ]] || ver=
+        grub-editenv "$blk" set "usrhash=$root" "verity_offset=$off" "verity_salt=$salt" ${ver:+"version=$ver"}
         # the whole 4 KiB block: the environment block, then zeros (stale bytes of an older seal go too)
         truncate -s $BS "$blk"
         dd if="$blk" of="$img" bs=512 seek="$sector" conv=notrunc,fsync status=none

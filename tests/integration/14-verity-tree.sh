@@ -214,4 +214,18 @@ bad 3 "no valid verity superblock" verify "$D" "$T/good.h" "$R"
 veritysetup format --format 0 --salt 00 "$D" "$T/f0.h" >/dev/null
 bad 3 "not a format 1 SHA-256 verity superblock" verify "$D" "$T/f0.h" "$R"
 echo "ok: bad input"
+# layout: the sizes veritysetup's tree takes for N blocks, without data (what the image build plans with)
+for n in 1 2 128 129 16384 16385 129792; do
+        head -c $((n * 4096)) /dev/zero >"$T/lay.data"
+        vs=$(veritysetup format "$T/lay.data" "$T/lay.hash" --salt - 2>/dev/null | sed -n 's/^Hash blocks:[[:space:]]*//p')
+        got=$("$VT" layout --data-blocks $n --json)
+        [[ $got == *"\"hash_blocks\":$vs,"* ]] || fail "layout of $n blocks: $got, veritysetup says $vs hash blocks"
+        [[ $got == *"\"hash_area_size\":$(stat -c %s "$T/lay.hash")}"* ]] ||
+                fail "layout of $n blocks: $got, veritysetup's hash file is $(stat -c %s "$T/lay.hash") bytes"
+done
+bad 2 "needs --data-blocks\|is needed" layout
+bad 2 "expects no file arguments" layout --data-blocks 4 "$D"
+bad 2 "not a multiple" layout --data-blocks 4 --hash-offset 100
+rm -f "$T/lay.data" "$T/lay.hash"
+echo "ok: layout agrees with veritysetup's hash block count and hash file size"
 echo "all verity tree checks passed"

@@ -20,3 +20,7 @@ BINS += cairn-dmverity
 cairn-dmverity_SRCS := image/dmverity.c image/verity-slot.c $(VERITY_LIB_SRCS)
 cairn-dmverity_LIBS := $(VERITY_LIBS)
 cairn-dmverity_STATIC := 1
+
+FUZZERS += fuzz-verity-slot
+fuzz-verity-slot_SRCS := tests/fuzz/fuzz-verity-slot.c image/verity-slot.c $(VERITY_LIB_SRCS)
+fuzz-verity-slot_LIBS := $(VERITY_LIBS)

@@ -444,6 +444,98 @@ static void release_job(Pipeline *pl, Job *j) {
         pthread_mutex_unlock(&pl->lock);
 }
 
+/* The verity tree of the read-back runs in a thread of its own, fed the same pieces through a small ring, so its
+ * SHA-256 runs beside the image's instead of after it (the read-back is the apply's last stage). One producer (the
+ * read-back), one consumer. */
+#define VFEED_SLOTS 4
+typedef struct VerityFeeder {
+        struct verity_tree *vt;
+        const Payload *p;
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        uint8_t *buf[VFEED_SLOTS];
+        size_t len[VFEED_SLOTS];
+        uint64_t at[VFEED_SLOTS];
+        unsigned head, count;
+        bool eof;
+        int error;
+} VerityFeeder;
+
+static void *vfeed_run(void *ud) {
+        VerityFeeder *f = ud;
+        pthread_mutex_lock(&f->mu);
+        for (;;) {
+                while (f->count == 0 && !f->eof)
+                        pthread_cond_wait(&f->cv, &f->mu);
+                if (f->count == 0 || f->error < 0)
+                        break;
+                unsigned k = f->head;
+                pthread_mutex_unlock(&f->mu);
+                int r = verity_feed(f->vt, f->p, f->at[k], f->buf[k], f->len[k]);
+                pthread_mutex_lock(&f->mu);
+                f->head = (f->head + 1) % VFEED_SLOTS;
+                f->count--;
+                if (r < 0)
+                        f->error = r;
+                pthread_cond_broadcast(&f->cv);
+        }
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        return NULL;
+}
+
+/* The next free slot to read into (waits for one); NULL once the tree failed. */
+static uint8_t *vfeed_get(VerityFeeder *f) {
+        pthread_mutex_lock(&f->mu);
+        while (f->count == VFEED_SLOTS && f->error == 0)
+                pthread_cond_wait(&f->cv, &f->mu);
+        uint8_t *b = f->error < 0 ? NULL : f->buf[(f->head + f->count) % VFEED_SLOTS];
+        pthread_mutex_unlock(&f->mu);
+        return b;
+}
+
+static void vfeed_put(VerityFeeder *f, size_t n, uint64_t at) {
+        pthread_mutex_lock(&f->mu);
+        unsigned k = (f->head + f->count) % VFEED_SLOTS;
+        f->len[k] = n;
+        f->at[k] = at;
+        f->count++;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+}
+
+static int vfeed_start(VerityFeeder *f, struct verity_tree *vt, const Payload *p, size_t bs) {
+        *f = (VerityFeeder){ .vt = vt, .p = p };
+        for (unsigned i = 0; i < VFEED_SLOTS; i++)
+                if (!(f->buf[i] = malloc(bs)))
+                        goto fail;
+        pthread_mutex_init(&f->mu, NULL);
+        pthread_cond_init(&f->cv, NULL);
+        if (pthread_create(&f->thread, NULL, vfeed_run, f) == 0)
+                return 0;
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+fail:
+        for (unsigned i = 0; i < VFEED_SLOTS; i++)
+                free(f->buf[i]);
+        return -ENOMEM;
+}
+
+/* Drain what was put, stop the thread; the tree's error, if any. */
+static int vfeed_stop(VerityFeeder *f) {
+        pthread_mutex_lock(&f->mu);
+        f->eof = true;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->thread, NULL);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        for (unsigned i = 0; i < VFEED_SLOTS; i++)
+                free(f->buf[i]);
+        return f->error;
+}
+
 static void *readback(void *ud) {
         Pipeline *pl = ud;
         AgentApply *a = pl->a;
@@ -455,6 +547,10 @@ static void *readback(void *ud) {
         struct verity_tree *vt = NULL;
         if (r >= 0)
                 r = verity_begin(p, &vt);
+        VerityFeeder vf;
+        bool feeding = false;
+        if (r >= 0 && vt)
+                feeding = (r = vfeed_start(&vf, vt, p, bs)) >= 0;
         uint64_t done = 0;
         while (r >= 0 && done < p->image_size) {
                 pthread_mutex_lock(&pl->lock);
@@ -475,14 +571,24 @@ static void *readback(void *ud) {
                                 break;
                         }
                         size_t n = (size_t)MIN((uint64_t)bs, upto - done);
-                        r = pread_full(a->fd, buf, n, a->target_off + done);
-                        if (r >= 0 && !EVP_DigestUpdate(ctx, buf, n))
+                        uint8_t *dst = feeding ? vfeed_get(&vf) : buf;
+                        if (!dst) {
+                                r = -EIO; /* the tree failed: vfeed_stop() below says how */
+                                break;
+                        }
+                        r = pread_full(a->fd, dst, n, a->target_off + done);
+                        if (r >= 0 && !EVP_DigestUpdate(ctx, dst, n))
                                 r = -EIO;
-                        if (r >= 0)
-                                r = verity_feed(vt, p, done, buf, n);
+                        if (r >= 0 && feeding)
+                                vfeed_put(&vf, n, done);
                         if (r >= 0)
                                 done += n;
                 }
+        }
+        if (feeding) {
+                int fr = vfeed_stop(&vf);
+                if (fr < 0)
+                        r = fr;
         }
         if (r >= 0 && done == p->image_size && EVP_DigestFinal_ex(ctx, a->readback_sha256, NULL) &&
             (!vt || verity_tree_finish(vt, a->readback_verity_root) >= 0))

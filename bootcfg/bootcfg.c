@@ -81,6 +81,13 @@ int bootcfg_running_partition(const struct bootcfg *b) {
 const char *bootcfg_slot_partuuid(const struct bootcfg *b, int slot) {
         return slot == BOOTCFG_SLOT_A || slot == BOOTCFG_SLOT_B ? b->usr[slot].uuid_str : "";
 }
+int bootcfg_slot_extent(const struct bootcfg *b, int slot, uint64_t *ret_offset, uint64_t *ret_size) {
+        if (slot != BOOTCFG_SLOT_A && slot != BOOTCFG_SLOT_B)
+                return -EINVAL;
+        *ret_offset = b->usr[slot].offset;
+        *ret_size = b->usr[slot].size;
+        return 0;
+}
 
 void bootcfg_free(struct bootcfg *b) {
         if (!b)

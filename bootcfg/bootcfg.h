@@ -111,6 +111,8 @@ int bootcfg_booted(const struct bootcfg *b);
 int bootcfg_running_partition(const struct bootcfg *b);
 /* The PARTUUID of a slot, upper-case text. */
 const char *bootcfg_slot_partuuid(const struct bootcfg *b, int slot);
+/* Where a slot's partition lies on the disk, in bytes; -EINVAL for a slot that is not A or B. */
+int bootcfg_slot_extent(const struct bootcfg *b, int slot, uint64_t *ret_offset, uint64_t *ret_size);
 
 /* Read the state strictly: a corrupt primary env block / a GPT copy with a bad CRC is -EBADMSG. */
 int bootcfg_read(struct bootcfg *b, struct bootcfg_state *ret);

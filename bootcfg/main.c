@@ -9,6 +9,7 @@
 #include "bootcfg.h"
 #include "log.h"
 #include "parse.h"
+#include "image/verity-slot.h"
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -46,12 +47,32 @@ static void json_str(const char *s) {
         putchar('"');
 }
 
+/* The version and dm-verity root hash a sealed slot carries in its root-hash block (docs/verity.md); "" each
+ * when the slot is not sealed or the block does not say. For display only: nothing here is verified. */
+static void slot_seal(struct bootcfg *b, int slot, struct verity_slot *ret) {
+        uint64_t off, size;
+        if (bootcfg_slot_extent(b, slot, &off, &size) < 0 || verity_slot_read(bootcfg_disk_fd(b), off, size, ret) < 0)
+                ret->root_hex[0] = ret->version[0] = 0;
+}
+
 static void print_slot_json(struct bootcfg *b, const struct bootcfg_state *s, int i) {
         int verified = bootcfg_is_verified(b, i);
+        struct verity_slot vs;
+        slot_seal(b, i, &vs);
         printf("\"%c\":{\"priority\":%u,\"tries\":%u,\"successful\":%s,\"partuuid\":", bootcfg_slot_name(i),
                s->slot[i].priority, s->slot[i].tries, s->slot[i].successful ? "true" : "false");
         json_str(bootcfg_slot_partuuid(b, i));
-        printf(",\"verified\":%s}", verified > 0 ? "true" : "false");
+        printf(",\"verified\":%s,\"version\":", verified > 0 ? "true" : "false");
+        if (vs.version[0])
+                json_str(vs.version);
+        else
+                printf("null");
+        printf(",\"verity_root\":");
+        if (vs.root_hex[0])
+                json_str(vs.root_hex);
+        else
+                printf("null");
+        putchar('}');
 }
 
 static int print_status(struct bootcfg *b, bool json) {
@@ -82,11 +103,15 @@ static int print_status(struct bootcfg *b, bool json) {
                 return 0;
         }
         printf("backend: %s on %s\n", bootcfg_backend_name(bootcfg_backend(b)), bootcfg_disk_path(b));
-        printf("slot  priority  tries  successful  verified  partuuid\n");
-        for (int i = 0; i < BOOTCFG_SLOTS; i++)
-                printf("%c     %-8u  %-5u  %-10s  %-8s  %s\n", bootcfg_slot_name(i), s.slot[i].priority,
+        printf("slot  priority  tries  successful  verified  partuuid                              version     root hash\n");
+        for (int i = 0; i < BOOTCFG_SLOTS; i++) {
+                struct verity_slot vs;
+                slot_seal(b, i, &vs);
+                printf("%c     %-8u  %-5u  %-10s  %-8s  %-36s  %-10s  %s\n", bootcfg_slot_name(i), s.slot[i].priority,
                        s.slot[i].tries, s.slot[i].successful ? "yes" : "no",
-                       bootcfg_is_verified(b, i) > 0 ? "yes" : "no", bootcfg_slot_partuuid(b, i));
+                       bootcfg_is_verified(b, i) > 0 ? "yes" : "no", bootcfg_slot_partuuid(b, i),
+                       vs.version[0] ? vs.version : "-", vs.root_hex[0] ? vs.root_hex : "-");
+        }
         printf("booted: %s\n", booted >= 0 ? (booted ? "B" : "A") : "unknown");
         printf("next:   %s\n", next >= 0 ? (next ? "B" : "A") : "none (no bootable slot!)");
         return 0;

@@ -87,7 +87,24 @@ for k in "${KEYS[@]}"; do
         [ -f "$k" ] || die "key '$k' not found"
         keyargs+=(--key "$k")
 done
-"$RELEASE" create --image "$IMAGE" --version "$VERSION" --board "$BOARD" "${keyargs[@]}" ${REVOKE[@]+"${REVOKE[@]}"} -o "$tmp/$name" \
+# dm-verity (docs/verity.md): a sealed image names its root-hash block in /lib/cairn/verity.env; the root hash,
+# hash offset and salt from that block go into the signed manifest, once cairn-veritytree has checked that the
+# tree in the image is the tree of its file system and has that root.
+verity=()
+venv=$(debugfs -R 'cat /lib/cairn/verity.env' "$IMAGE" 2>/dev/null) || true
+if [ -n "$venv" ]; then
+        sector=$(sed -n 's/^usrhash_sector=//p' <<<"$venv")
+        [[ $sector =~ ^[0-9]+$ ]] || die "'$IMAGE': /lib/cairn/verity.env names no usrhash_sector"
+        blk=$(dd if="$IMAGE" bs=512 skip="$sector" count=2 status=none | tr -d '\0')
+        vget() { sed -n "s/^$1=//p" <<<"$blk" | head -n 1; }
+        vroot=$(vget usrhash) voff=$(vget verity_offset) vsalt=$(vget verity_salt)
+        [[ $vroot =~ ^[0-9a-f]{64}$ && $voff =~ ^[0-9]+$ && $vsalt =~ ^[0-9a-f]*$ ]] ||
+                die "'$IMAGE' is not sealed: no valid root-hash block at sector $sector (run scripts/verity-seal.sh seal)"
+        "${CAIRN_BIN:-$ROOT/build/bin}/cairn-veritytree" verify "$IMAGE" "$IMAGE" "$vroot" --hash-offset "$voff" \
+                --salt "${vsalt:--}" >/dev/null || die "'$IMAGE': its dm-verity tree does not match (see above); reseal it"
+        verity=(--verity-root-hash "$vroot" --verity-hash-offset "$voff" --verity-salt "${vsalt:--}")
+fi
+"$RELEASE" create --image "$IMAGE" --version "$VERSION" --board "$BOARD" "${keyargs[@]}" ${REVOKE[@]+"${REVOKE[@]}"} ${verity[@]+"${verity[@]}"} -o "$tmp/$name" \
         || die "cairn-release create failed for '$IMAGE'"
 
 # Verify against the public keys beside the private ones before anything is published.

@@ -264,6 +264,8 @@ struct verity_tree {
         uint8_t *scratch; /* compare mode: what fd holds */
         uint8_t root[VERITY_DIGEST_SIZE];
         bool have_root;
+        uint8_t zero_digest[VERITY_DIGEST_SIZE]; /* SHA-256(salt || zero block), once there was one */
+        bool have_zero;
         int error; /* sticky */
         bool have_mismatch;
         struct verity_mismatch mismatch;
@@ -455,6 +457,29 @@ int verity_tree_update(struct verity_tree *t, const void *buf, size_t len) {
                         break;
                 }
                 int r = 0;
+                /* A whole zero block (free space of a file system, mostly): its hash is always the same. Telling it
+                 * costs a memcmp, which stops at the first non-zero byte of any other block. */
+                if (t->data_fill == 0 && len >= bs && p[0] == 0 && memcmp(p, p + 1, bs - 1) == 0) {
+                        if (!t->have_zero) {
+                                r = salted_init(t, t->data_ctx);
+                                if (r >= 0 && EVP_DigestUpdate(t->data_ctx, p, bs) != 1)
+                                        r = -EIO;
+                                if (r >= 0)
+                                        r = digest_final(t->data_ctx, t->zero_digest);
+                                t->have_zero = r >= 0;
+                        }
+                        p += bs;
+                        len -= bs;
+                        t->data_done++;
+                        if (r >= 0 && t->layout.levels == 0) {
+                                memcpy(t->root, t->zero_digest, VERITY_DIGEST_SIZE);
+                                t->have_root = true;
+                        } else if (r >= 0)
+                                r = add_digest(t, 0, t->zero_digest);
+                        if (r < 0)
+                                t->error = r;
+                        continue;
+                }
                 if (t->data_fill == 0)
                         r = salted_init(t, t->data_ctx);
                 size_t n = MIN(len, (size_t)(bs - t->data_fill));

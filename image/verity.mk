@@ -14,3 +14,13 @@ test-verity_LIBS = $(VERITY_LIBS)
 FUZZERS += fuzz-verity-sb
 fuzz-verity-sb_SRCS = tests/fuzz/fuzz-verity-sb.c $(VERITY_LIB_SRCS)
 fuzz-verity-sb_LIBS = $(VERITY_LIBS)
+
+# The initramfs's activation of the /usr slot (device-mapper ioctls); static like cairn-findpart.
+BINS += cairn-dmverity
+cairn-dmverity_SRCS = image/dmverity.c image/verity-slot.c $(VERITY_LIB_SRCS)
+cairn-dmverity_LIBS = $(VERITY_LIBS)
+cairn-dmverity_STATIC = 1
+
+FUZZERS += fuzz-verity-slot
+fuzz-verity-slot_SRCS = tests/fuzz/fuzz-verity-slot.c image/verity-slot.c $(VERITY_LIB_SRCS)
+fuzz-verity-slot_LIBS = $(VERITY_LIBS)

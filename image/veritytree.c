@@ -15,6 +15,7 @@
 static void usage(FILE *f) {
         fputs("Usage: cairn-veritytree format DATA HASH [OPTIONS]\n"
               "       cairn-veritytree verify DATA HASH ROOTHEX [OPTIONS]\n"
+              "       cairn-veritytree layout --data-blocks N [--block-size ...] [--no-superblock] [--json]\n"
               "Build or check a dm-verity hash tree (format 1, SHA-256), as veritysetup does (see docs/verity.md).\n"
               "  --data-blocks N        hash the first N data blocks (default: the whole blocks of DATA)\n"
               "  --hash-offset BYTES    where the hash area starts in HASH (a multiple of the hash block size;\n"
@@ -26,7 +27,8 @@ static void usage(FILE *f) {
               "  --data-block-size N    the data block size alone\n"
               "  --hash-block-size N    the hash block size alone\n"
               "  --no-superblock        no superblock: verify then needs the salt and sizes on the command line\n"
-              "  --json                 format: print the result as one JSON object\n"
+              "  --json                 format, layout: print the result as one JSON object\n"
+              "  (layout prints the sizes of the hash area for N data blocks; it reads and writes nothing)\n"
               "Exit status: 0 done/verified, 1 error, 2 usage, 3 verification failed.\n",
               f);
 }
@@ -376,6 +378,38 @@ static int cmd_verify(const struct args *a, const char *data_path, const char *h
         return 0;
 }
 
+/* The sizes of the hash area for --data-blocks N: what an image build needs to place the tree before it exists. */
+static int cmd_layout(const struct args *a) {
+        struct verity_params p;
+        uint64_t hash_offset;
+        if (params_from_args(a, &p, &hash_offset) < 0 || check_hash_offset(hash_offset, p.hash_block_size) < 0)
+                return 2;
+        if (!a->data_blocks) {
+                log_msg("layout: --data-blocks N is needed");
+                return 2;
+        }
+        struct verity_layout l;
+        if (verity_layout_compute(&p, &l) < 0 || hash_offset > INT64_MAX - l.area_size) {
+                log_msg("%" PRIu64 " data blocks: the tree would not fit in a file", p.data_blocks);
+                return 2;
+        }
+        if (a->json)
+                printf("{\"data_blocks\":%" PRIu64 ",\"data_block_size\":%" PRIu32 ",\"hash_block_size\":%" PRIu32
+                       ",\"hash_blocks\":%" PRIu64 ",\"levels\":%u,\"superblock\":%s,\"hash_offset\":%" PRIu64
+                       ",\"tree_offset\":%" PRIu64 ",\"hash_area_size\":%" PRIu64 "}\n",
+                       p.data_blocks, p.data_block_size, p.hash_block_size, l.hash_blocks, l.levels,
+                       p.superblock ? "true" : "false", hash_offset, hash_offset + l.tree_offset, l.area_size);
+        else
+                printf("Data blocks:     \t%" PRIu64 "\n"
+                       "Hash blocks:     \t%" PRIu64 "\n"
+                       "Levels:          \t%u\n"
+                       "Hash offset:     \t%" PRIu64 " [bytes]\n"
+                       "Tree offset:     \t%" PRIu64 " [bytes]\n"
+                       "Hash area size:  \t%" PRIu64 " [bytes]\n",
+                       p.data_blocks, l.hash_blocks, l.levels, hash_offset, hash_offset + l.tree_offset, l.area_size);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         log_init(argv[0]);
         enum { OPT_DATA_BLOCKS = 256, OPT_HASH_OFFSET, OPT_SALT, OPT_SALT_SEED, OPT_UUID, OPT_BLOCK_SIZE,
@@ -422,10 +456,14 @@ int main(int argc, char **argv) {
                 return cmd_format(&a, pos[1], pos[2]);
         if (n >= 1 && strcmp(pos[0], "verify") == 0 && n == 4)
                 return cmd_verify(&a, pos[1], pos[2], pos[3]);
-        if (n >= 1 && (strcmp(pos[0], "format") == 0 || strcmp(pos[0], "verify") == 0))
+        if (n == 1 && strcmp(pos[0], "layout") == 0)
+                return cmd_layout(&a);
+        if (n >= 1 && strcmp(pos[0], "layout") == 0)
+                log_msg("layout: expects no file arguments");
+        else if (n >= 1 && (strcmp(pos[0], "format") == 0 || strcmp(pos[0], "verify") == 0))
                 log_msg("%s: expected %s", pos[0], strcmp(pos[0], "format") == 0 ? "DATA HASH" : "DATA HASH ROOTHEX");
         else
-                log_msg("expected a command: format or verify");
+                log_msg("expected a command: format, verify or layout");
         usage(stderr);
         return 2;
 }

@@ -23,7 +23,7 @@ export LC_ALL=C TZ=UTC
 
 say() { echo "build-image: $*" >&2; }
 die() { echo "build-image: $*" >&2; exit 1; }
-for t in cairn-mkimage cairn-mkdisk cairn-growroot cairn-findpart cairn-keygen cairn-tpm-initrd; do [ -x "$BIN/$t" ] || die "missing $BIN/$t (run make)"; done
+for t in cairn-mkimage cairn-mkdisk cairn-growroot cairn-findpart cairn-keygen cairn-tpm-initrd cairn-veritytree cairn-dmverity; do [ -x "$BIN/$t" ] || die "missing $BIN/$t (run make)"; done
 
 # The work directory is removed whole: never an empty path, /, or a directory above this checkout or $HOME.
 case $W in
@@ -130,6 +130,7 @@ IR=$W/initramfs
 mkdir -p "$IR/bin" "$IR/lib/modules" "$IR/dev" "$IR/proc" "$IR/sys" "$IR/run" "$IR/sysroot" "$IR/tmp"
 cp "$BUSYBOX" "$IR/bin/busybox"
 install -m 0755 "$BIN/cairn-growroot" "$BIN/cairn-findpart" "$BIN/cairn-tpm-initrd" "$IR/bin/"
+install -s -m 0755 "$BIN/cairn-dmverity" "$IR/bin/"
 install -m 0755 image/initramfs/init "$IR/init"
 : >"$IR/lib/modules/load.list"
 for m in "${INITRD_MODS[@]}"; do
@@ -178,9 +179,19 @@ cp /usr/lib/grub/i386-pc/boot.img "$INST/boot.img"
 printf 'DISK_SIZE=%s\nESP_SIZE=%s\nBIOS_SIZE=%s\nUSR_SIZE=%s\nOEM_SIZE=%s\n' \
         "$DISK_SIZE" "$ESP_SIZE" "$BIOS_SIZE" "$USR_SIZE" "$OEM_SIZE" >"$INST/layout.conf"
 find "$INST" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-mkimage -o "$W/usr.img" --size "${USR_SIZE}M" --seed "$SEED-usr" --label USR --no-journal \
+# /usr is sealed for dm-verity (docs/verity.md): the ext4 file system leaves room at the end of the slot for its
+# hash tree and the root-hash block GRUB reads; where both go is fixed first and recorded in /lib/cairn/verity.env
+# inside the file system (covered by the tree), then the tree is built over it.
+install -s -m 0755 "$BIN/cairn-dmverity" "$TREE/usr/bin/"   # `cairn-dmverity table usr` on the host
+mkdir -p "$TREE/usr/lib/cairn"
+USR_FS_BYTES=$(scripts/verity-seal.sh plan $((USR_SIZE * 1048576)) "$TREE/usr/lib/cairn/verity.env")
+touch -h -d "@$SOURCE_DATE_EPOCH" "$TREE/usr/lib/cairn/verity.env"
+mkimage -o "$W/usr.img" --size "$USR_FS_BYTES" --seed "$SEED-usr" --label USR --no-journal \
         --root-mode usr --var "BUSYBOX_DEB=$BUSYBOX_DEB" --var "KVER=$KVER" --var "TREE=$TREE" "${DEBVARS[@]}" \
         --recipe "$RECIPE/usr.recipe"
+truncate -s "${USR_SIZE}M" "$W/usr.img"
+USR_ROOT_HASH=$(scripts/verity-seal.sh seal "$W/usr.img" "$SEED-usr")
+say "/usr: $USR_FS_BYTES bytes of ext4 in a ${USR_SIZE} MiB slot, dm-verity root hash $USR_ROOT_HASH"
 if [ "${CAIRN_USR_ONLY:-0}" = 1 ]; then mv "$W/usr.img" "$OUT/usr.img"; say "wrote $OUT/usr.img"; exit 0; fi
 
 # 7. The disk.

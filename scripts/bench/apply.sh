@@ -67,10 +67,20 @@ for path, whole in ((big, True), (small, False)):
 os.close(fd)
 PY
 
+# A sealed /usr image (out/usr.img, docs/verity.md): seal v2 again and sign its verity layout, so the agent checks
+# the dm-verity root in its read-back pass (VERITY=0 leaves the layout out of the manifest: the "before" run).
+verity=()
+if debugfs -R 'cat /lib/cairn/verity.env' "$S/v2.img" 2>/dev/null | grep -q '^usrhash_sector='; then
+        vroot=$(scripts/verity-seal.sh seal "$S/v2.img" bench-v2)
+        voff=$(debugfs -R 'cat /lib/cairn/verity.env' "$S/v2.img" 2>/dev/null | sed -n 's/^verity_offset=//p')
+        vsalt=$(printf 'cairn-verity-salt:bench-v2' | sha256sum | cut -d' ' -f1)
+        [ "${VERITY:-1}" = 0 ] || verity=(--verity-root-hash "$vroot" --verity-hash-offset "$voff" --verity-salt "$vsalt")
+        echo "apply.sh: v2 sealed for dm-verity (root $vroot)${verity[*]:+, layout in the manifest}" >&2
+fi
 "$B/cairn-keygen" -o "$S/bench" >/dev/null
 mkdir -p "$REL/payloads/2.0.0" "$REL/payloads/raw" "$REL/channels"
 "$B/cairn-release" create --image "$S/v2.img" --version 2.0.0 --board amd64 --key "$S/bench.key" \
-        -o "$REL/payloads/2.0.0/cairn-2.0.0-amd64.cairn" >/dev/null
+        ${verity[@]+"${verity[@]}"} -o "$REL/payloads/2.0.0/cairn-2.0.0-amd64.cairn" >/dev/null
 printf 'VERSION=2.0.0\n' >"$REL/channels/alpha"
 zstd -q -3 -T0 "$S/v2.img" -o "$REL/payloads/raw/usr.img.zst"
 payload=$(stat -c %s "$REL/payloads/2.0.0/cairn-2.0.0-amd64.cairn")

@@ -214,4 +214,37 @@ bad 3 "no valid verity superblock" verify "$D" "$T/good.h" "$R"
 veritysetup format --format 0 --salt 00 "$D" "$T/f0.h" >/dev/null
 bad 3 "not a format 1 SHA-256 verity superblock" verify "$D" "$T/f0.h" "$R"
 echo "ok: bad input"
+# layout: the sizes veritysetup's tree takes for N blocks, without data (what the image build plans with)
+for n in 1 2 128 129 16384 16385 129792; do
+        head -c $((n * 4096)) /dev/zero >"$T/lay.data"
+        vs=$(veritysetup format "$T/lay.data" "$T/lay.hash" --salt - 2>/dev/null | sed -n 's/^Hash blocks:[[:space:]]*//p')
+        got=$("$VT" layout --data-blocks $n --json)
+        [[ $got == *"\"hash_blocks\":$vs,"* ]] || fail "layout of $n blocks: $got, veritysetup says $vs hash blocks"
+        [[ $got == *"\"hash_area_size\":$(stat -c %s "$T/lay.hash")}"* ]] ||
+                fail "layout of $n blocks: $got, veritysetup's hash file is $(stat -c %s "$T/lay.hash") bytes"
+done
+bad 2 "needs --data-blocks\|is needed" layout
+bad 2 "expects no file arguments" layout --data-blocks 4 "$D"
+bad 2 "not a multiple" layout --data-blocks 4 --hash-offset 100
+# zero blocks (the builder hashes a zero block once and reuses its hash) among other blocks, odd sizes and salts
+python3 - "$T/zero.data" <<'PY'
+import random, sys
+r = random.Random(5); out = bytearray()
+for i in range(3000):  # runs of zero blocks between random ones, and a partial tail
+    out += bytes(4096) if r.random() < 0.7 else r.randbytes(4096)
+out += bytes(1000)
+open(sys.argv[1], "wb").write(out)
+PY
+for salt in - 00 5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a; do
+        head -c $((300 * 4096)) /dev/zero >"$T/allzero.data"
+        for f in "$T/zero.data" "$T/allzero.data"; do
+                vs=$(veritysetup format "$f" "$T/z.vs" --salt "$salt" --uuid 11111111-2222-4333-8444-555555555555 | sed -n 's/^Root hash:[[:space:]]*//p')
+                ours=$("$VT" format "$f" "$T/z.ours" --salt "$salt" --uuid 11111111-2222-4333-8444-555555555555 --json | sed -n 's/.*"root_hash":"\([0-9a-f]*\)".*/\1/p')
+                [ "$vs" = "$ours" ] && cmp -s "$T/z.vs" "$T/z.ours" || fail "zero blocks, salt $salt, $f: ours $ours, veritysetup $vs"
+                rm -f "$T/z.vs" "$T/z.ours"
+        done
+done
+echo "ok: data with runs of zero blocks: same root and hash file as veritysetup"
+rm -f "$T/lay.data" "$T/lay.hash"
+echo "ok: layout agrees with veritysetup's hash block count and hash file size"
 echo "all verity tree checks passed"

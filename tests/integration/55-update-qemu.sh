@@ -42,6 +42,8 @@ debugfs -w -R "write $W/junk /boot/initrd" "$W/v3.img" >/dev/null 2>&1
 debugfs -w -R "rm /lib/os-release" "$W/v3.img" >/dev/null 2>&1
 printf "ID=cairn\nVERSION_ID=%s\nCAIRN_BOARD=amd64-usr\n" "$V3" >"$W/os3"
 debugfs -w -R "write $W/os3 /lib/os-release" "$W/v3.img" >/dev/null 2>&1
+# the edits changed the file system: seal it again (new tree and root-hash block), as a release build would
+scripts/verity-seal.sh seal "$W/v3.img" "cairn-$V3-usr" >/dev/null || fail "could not reseal v3"
 
 # The update server on a random loopback port; the guest sees it as http://10.0.2.100/.
 "$B/cairn-server" --reldir "$REL" --db "$W/db.sqlite" --listen 127.0.0.1:0 --base-url http://10.0.2.100/payloads/ \
@@ -80,6 +82,15 @@ rows=d if isinstance(d,list) else d.get("instances",d)
 assert any(r.get("machine_id")==m and r.get("version")==v for r in rows), d' "$MID" "$V2" ||
         fail "the server does not show machine $MID on $V2: $(instances)"
 echo "ok: updated to $V2 and marked good; the server shows it"
+# dm-verity: B runs from /dev/mapper/usr with the root hash v2's manifest signed (docs/verity.md).
+R2=$("$B/cairn-release" inspect --json "$REL/payloads/$V2/cairn-$V2-amd64-usr.cairn" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["verity_root_hash"])')
+[[ $R2 =~ ^[0-9a-f]{64}$ ]] || fail "v2's manifest carries no verity root hash ($R2)"
+st=$(vm_run vm "grep ' /usr ' /proc/mounts; cairn-dmverity table usr; cairnctl status --json") || fail "status on v2: $st"
+grep -q '^/dev/mapper/usr /usr ext4 ro' <<<"$st" || fail "v2's /usr is not on dm-verity: $st"
+grep -q " verity 1 .* sha256 $R2 " <<<"$st" || fail "v2's verity table does not carry the signed root $R2: $st"
+grep -q "\"booted_verity_root\":\"$R2\"" <<<"$st" || fail "cairnctl status does not show the booted root $R2: $st"
+echo "ok: v2 runs on dm-verity with the signed root hash $R2"
 
 # 2. A broken v3: installed into slot A, fails to boot, GRUB falls back to v2, v3 reported and not retried.
 ci/release.sh "$V3" --image "$W/v3.img" --reldir "$REL" >/dev/null

@@ -23,6 +23,7 @@ grep -q 'cairn.usr=PARTUUID=' <<<"$out" || fail "kernel command line lacks the U
 size1=$(vm_run vm "df -k / | awk 'NR==2{print \$2}'") || fail "df failed"
 [ "$size1" -gt $((1500 * 1024)) ] || fail "ROOT is only ${size1} KiB after growing on a 3 GiB disk"
 vm_run vm "grep ' /usr ' /proc/mounts | grep -q ' ro[, ]'" || fail "/usr is not mounted read-only"
+vm_run vm "grep -q '^/dev/mapper/usr /usr ' /proc/mounts" || fail "/usr is not mounted from the dm-verity device"
 vm_run vm 'touch /usr/x 2>/dev/null' && fail "/usr is writable"
 vm_run vm '[ -L /etc/os-release ] && grep -q "VERSION_ID='"$VERSION"'" /etc/os-release' || fail "/etc not seeded from /usr"
 if [ "$FW" = efi ]; then

@@ -663,6 +663,88 @@ static void e_chunk_method_zero(uint8_t *m, uint32_t mlen) {
         m[t + 16] = PAYLOAD_METHOD_NONE;
 }
 
+/* The dm-verity layout (hash offset at 208, salt length at 78, salt after the revoked ids). */
+static void e_layout_without_root(uint8_t *m, uint32_t mlen) {
+        m[73] = 0x02;
+        memset(m + 80, 0, 32);
+}
+static void e_layout_offset_unaligned(uint8_t *m, uint32_t mlen) {
+        put64(m + 208, le64(m + 208) + 512);
+}
+static void e_layout_offset_past_end(uint8_t *m, uint32_t mlen) {
+        put64(m + 208, le64(m + 8));
+}
+static void e_layout_offset_zero(uint8_t *m, uint32_t mlen) {
+        put64(m + 208, 0);
+}
+static void e_layout_salt_len(uint8_t *m, uint32_t mlen) {
+        m[78] = 31; /* the table no longer starts where the sizes say */
+}
+static void e_layout_flag_cleared(uint8_t *m, uint32_t mlen) {
+        m[73] = 0x01; /* offset and salt length left behind */
+}
+static void e_layout_reserved(uint8_t *m, uint32_t mlen) {
+        m[220] = 1;
+}
+
+static void test_verity_layout(void) {
+        EVP_PKEY *keys[] = {k1};
+        PayloadBuildOptions o = default_opts(keys, 1);
+        uint8_t root[32], salt[32];
+        memset(root, 0x5a, 32);
+        for (int i = 0; i < 32; i++)
+                salt[i] = (uint8_t)(i * 7 + 1);
+        o.verity_root = root;
+        o.verity_hash_offset = 2 * CS;
+        o.verity_salt = salt;
+        o.verity_salt_size = sizeof salt;
+        size_t len;
+        uint8_t *buf = build(&o, &len);
+        Payload *p = NULL;
+        CHECK_EQ(payload_load(buf, len, &ring1, &p), 0);
+        if (p) {
+                CHECK(p->has_verity_root && p->has_verity_layout);
+                CHECK_EQ(p->verity_hash_offset, 2 * CS);
+                CHECK_EQ(p->verity_salt_size, 32);
+                CHECK(memcmp(p->verity_salt, salt, 32) == 0 && memcmp(p->verity_root, root, 32) == 0);
+        }
+        payload_free(p);
+        CHECK_EQ(resigned(buf, len, e_nothing, false), 0);
+        CHECK_EQ(resigned(buf, len, e_layout_without_root, false), -EBADMSG);
+        CHECK_EQ(resigned(buf, len, e_layout_offset_unaligned, false), -ERANGE);
+        CHECK_EQ(resigned(buf, len, e_layout_offset_past_end, false), -ERANGE);
+        CHECK_EQ(resigned(buf, len, e_layout_offset_zero, false), -ERANGE);
+        CHECK_EQ(resigned(buf, len, e_layout_salt_len, false), -EBADMSG);
+        CHECK_EQ(resigned(buf, len, e_layout_flag_cleared, false), -EBADMSG);
+        CHECK_EQ(resigned(buf, len, e_layout_reserved, false), -EBADMSG);
+        free(buf);
+        /* no salt at all is a valid salt */
+        o.verity_salt_size = 0;
+        buf = build(&o, &len);
+        CHECK_EQ(payload_load(buf, len, &ring1, &p), 0);
+        if (p)
+                CHECK(p->has_verity_layout && p->verity_salt_size == 0);
+        payload_free(p);
+        free(buf);
+        /* the writer refuses what the reader would */
+        const char *ip = tmp_path("image"), *op = tmp_path("out");
+        write_file(ip, image, sizeof image);
+        int ifd = open(ip, O_RDONLY | O_CLOEXEC);
+        int ofd = open(op, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        o.verity_hash_offset = sizeof image;
+        CHECK_EQ(payload_create(ifd, ofd, &o, NULL), -ERANGE);
+        o.verity_hash_offset = CS + 1;
+        CHECK_EQ(payload_create(ifd, ofd, &o, NULL), -ERANGE);
+        o.verity_hash_offset = CS;
+        o.verity_root = NULL;
+        CHECK_EQ(payload_create(ifd, ofd, &o, NULL), -ERANGE);
+        o.verity_root = root;
+        o.verity_salt_size = PAYLOAD_VERITY_SALT_MAX + 1;
+        CHECK_EQ(payload_create(ifd, ofd, &o, NULL), -E2BIG);
+        close(ifd);
+        close(ofd);
+}
+
 static void test_resigned_structure(void) {
         size_t len;
         uint8_t *buf = build_default(&len);
@@ -807,6 +889,7 @@ int main(void) {
         RUN(test_roundtrip_zlib_none);
         RUN(test_reproducible);
         RUN(test_optional_fields);
+        RUN(test_verity_layout);
         RUN(test_bad_options);
         RUN(test_flip_prefix);
         RUN(test_flip_chunk);

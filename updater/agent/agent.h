@@ -134,6 +134,7 @@ typedef struct AgentState {
         char staged_version[AGENT_VERSION_MAX + 1];
         int staged_slot;                    /* -1 none */
         char staged_boot_id[64];
+        char staged_verity_root[2 * SHA256_SIZE + 1]; /* the staged slot's signed dm-verity root hash, "" none */
         char previous_version[AGENT_VERSION_MAX + 1]; /* the version we updated from (event 3 previousversion) */
         size_t n_failed;
         char failed[AGENT_FAILED_MAX][AGENT_VERSION_MAX + 1];
@@ -323,6 +324,7 @@ typedef struct AgentApply {
         uint32_t bad_chunk;        /* on -EILSEQ: the chunk that failed, UINT32_MAX for the whole image */
         bool readback_done;        /* the whole slot was read back and hashed during the apply */
         uint8_t readback_sha256[SHA256_SIZE];
+        uint8_t readback_verity_root[SHA256_SIZE]; /* with a verity layout in the manifest: the root of the data */
         int errcode;               /* AGENT_EC_* of the failure */
         char error[AGENT_ERROR_MAX];
 } AgentApply;

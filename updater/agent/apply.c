@@ -13,6 +13,7 @@
 
 #include "fileio.h"
 #include "hash.h"
+#include "image/verity.h"
 
 #define APPLY_WORKERS 2
 #define APPLY_SLOTS APPLY_WORKERS /* a chunk is received in a moment; decoding and hashing it is the work */
@@ -117,6 +118,68 @@ int64_t agent_plan(const Payload *p, const AgentIndex *active, uint32_t start, u
                 }
         }
         return downloads;
+}
+
+/* ---- dm-verity root of the written slot (docs/verity.md) ----
+ * With a verity layout in the manifest, the read-back pass that hashes the slot also feeds its data part, bytes
+ * [0, hash offset), to a root-only tree builder: no second read. The salt and sizes come from the signed manifest. */
+
+static int verity_begin(const Payload *p, struct verity_tree **ret) {
+        *ret = NULL;
+        if (!p->has_verity_layout)
+                return 0;
+        struct verity_params vp;
+        verity_params_init(&vp, p->verity_hash_offset / VERITY_BLOCK_DEFAULT);
+        vp.salt_size = p->verity_salt_size;
+        memcpy(vp.salt, p->verity_salt, p->verity_salt_size);
+        struct verity_layout l;
+        if (verity_params_check(&vp) < 0 || verity_layout_compute(&vp, &l) < 0 ||
+            p->verity_hash_offset + l.area_size > p->image_size)
+                return -ERANGE; /* the hash area would end past the image */
+        return verity_tree_new(&vp, VERITY_ROOT_ONLY, -1, 0, ret);
+}
+
+/* Feed the part of [at, at+n) that lies in the data. */
+static int verity_feed(struct verity_tree *t, const Payload *p, uint64_t at, const uint8_t *buf, size_t n) {
+        if (!t || at >= p->verity_hash_offset)
+                return 0;
+        return verity_tree_update(t, buf, (size_t)MIN((uint64_t)n, p->verity_hash_offset - at));
+}
+
+/* SHA-256 of [off, off+size) of fd, and with p (a verity layout) the verity root of its data into ret_root. */
+static int hash_slot(int fd, uint64_t off, uint64_t size, const Payload *p, uint8_t ret[SHA256_SIZE],
+                     uint8_t ret_root[SHA256_SIZE]) {
+        _cleanup_verity_tree_ struct verity_tree *vt = NULL;
+        if (p) {
+                int r = verity_begin(p, &vt);
+                if (r < 0)
+                        return r;
+        }
+        const size_t bs = 1u << 20;
+        _cleanup_free_ uint8_t *buf = malloc(bs);
+        if (!buf)
+                return -ENOMEM;
+        _cleanup_md_ctx_ EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+                return -ENOMEM;
+        (void)posix_fadvise(fd, (off_t)off, (off_t)size, POSIX_FADV_SEQUENTIAL);
+        for (uint64_t done = 0; done < size;) {
+                if (agent_cancelled())
+                        return -ECANCELED;
+                size_t n = (size_t)MIN((uint64_t)bs, size - done);
+                int r = pread_full(fd, buf, n, off + done);
+                if (r < 0)
+                        return r;
+                if (!EVP_DigestUpdate(ctx, buf, n))
+                        return -EIO;
+                r = verity_feed(vt, p, done, buf, n);
+                if (r < 0)
+                        return r;
+                done += n;
+        }
+        if (!EVP_DigestFinal_ex(ctx, ret, NULL))
+                return -EIO;
+        return vt ? verity_tree_finish(vt, ret_root) : 0;
 }
 
 int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZE]) {
@@ -385,6 +448,98 @@ static void release_job(Pipeline *pl, Job *j) {
         pthread_mutex_unlock(&pl->lock);
 }
 
+/* The verity tree of the read-back runs in a thread of its own, fed the same pieces through a small ring, so its
+ * SHA-256 runs beside the image's instead of after it (the read-back is the apply's last stage). One producer (the
+ * read-back), one consumer. */
+#define VFEED_SLOTS 4
+typedef struct VerityFeeder {
+        struct verity_tree *vt;
+        const Payload *p;
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        uint8_t *buf[VFEED_SLOTS];
+        size_t len[VFEED_SLOTS];
+        uint64_t at[VFEED_SLOTS];
+        unsigned head, count;
+        bool eof;
+        int error;
+} VerityFeeder;
+
+static void *vfeed_run(void *ud) {
+        VerityFeeder *f = ud;
+        pthread_mutex_lock(&f->mu);
+        for (;;) {
+                while (f->count == 0 && !f->eof)
+                        pthread_cond_wait(&f->cv, &f->mu);
+                if (f->count == 0 || f->error < 0)
+                        break;
+                unsigned k = f->head;
+                pthread_mutex_unlock(&f->mu);
+                int r = verity_feed(f->vt, f->p, f->at[k], f->buf[k], f->len[k]);
+                pthread_mutex_lock(&f->mu);
+                f->head = (f->head + 1) % VFEED_SLOTS;
+                f->count--;
+                if (r < 0)
+                        f->error = r;
+                pthread_cond_broadcast(&f->cv);
+        }
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        return NULL;
+}
+
+/* The next free slot to read into (waits for one); NULL once the tree failed. */
+static uint8_t *vfeed_get(VerityFeeder *f) {
+        pthread_mutex_lock(&f->mu);
+        while (f->count == VFEED_SLOTS && f->error == 0)
+                pthread_cond_wait(&f->cv, &f->mu);
+        uint8_t *b = f->error < 0 ? NULL : f->buf[(f->head + f->count) % VFEED_SLOTS];
+        pthread_mutex_unlock(&f->mu);
+        return b;
+}
+
+static void vfeed_put(VerityFeeder *f, size_t n, uint64_t at) {
+        pthread_mutex_lock(&f->mu);
+        unsigned k = (f->head + f->count) % VFEED_SLOTS;
+        f->len[k] = n;
+        f->at[k] = at;
+        f->count++;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+}
+
+static int vfeed_start(VerityFeeder *f, struct verity_tree *vt, const Payload *p, size_t bs) {
+        *f = (VerityFeeder){ .vt = vt, .p = p };
+        for (unsigned i = 0; i < VFEED_SLOTS; i++)
+                if (!(f->buf[i] = malloc(bs)))
+                        goto fail;
+        pthread_mutex_init(&f->mu, NULL);
+        pthread_cond_init(&f->cv, NULL);
+        if (pthread_create(&f->thread, NULL, vfeed_run, f) == 0)
+                return 0;
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+fail:
+        for (unsigned i = 0; i < VFEED_SLOTS; i++)
+                free(f->buf[i]);
+        return -ENOMEM;
+}
+
+/* Drain what was put, stop the thread; the tree's error, if any. */
+static int vfeed_stop(VerityFeeder *f) {
+        pthread_mutex_lock(&f->mu);
+        f->eof = true;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->thread, NULL);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        for (unsigned i = 0; i < VFEED_SLOTS; i++)
+                free(f->buf[i]);
+        return f->error;
+}
+
 static void *readback(void *ud) {
         Pipeline *pl = ud;
         AgentApply *a = pl->a;
@@ -393,6 +548,13 @@ static void *readback(void *ud) {
         uint8_t *buf = malloc(bs);
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         int r = buf && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+        struct verity_tree *vt = NULL;
+        if (r >= 0)
+                r = verity_begin(p, &vt);
+        VerityFeeder vf;
+        bool feeding = false;
+        if (r >= 0 && vt)
+                feeding = (r = vfeed_start(&vf, vt, p, bs)) >= 0;
         uint64_t done = 0;
         while (r >= 0 && done < p->image_size) {
                 pthread_mutex_lock(&pl->lock);
@@ -413,15 +575,29 @@ static void *readback(void *ud) {
                                 break;
                         }
                         size_t n = (size_t)MIN((uint64_t)bs, upto - done);
-                        r = pread_full(a->fd, buf, n, a->target_off + done);
-                        if (r >= 0 && !EVP_DigestUpdate(ctx, buf, n))
+                        uint8_t *dst = feeding ? vfeed_get(&vf) : buf;
+                        if (!dst) {
+                                r = -EIO; /* the tree failed: vfeed_stop() below says how */
+                                break;
+                        }
+                        r = pread_full(a->fd, dst, n, a->target_off + done);
+                        if (r >= 0 && !EVP_DigestUpdate(ctx, dst, n))
                                 r = -EIO;
+                        if (r >= 0 && feeding)
+                                vfeed_put(&vf, n, done);
                         if (r >= 0)
                                 done += n;
                 }
         }
-        if (r >= 0 && done == p->image_size && EVP_DigestFinal_ex(ctx, a->readback_sha256, NULL))
+        if (feeding) {
+                int fr = vfeed_stop(&vf);
+                if (fr < 0)
+                        r = fr;
+        }
+        if (r >= 0 && done == p->image_size && EVP_DigestFinal_ex(ctx, a->readback_sha256, NULL) &&
+            (!vt || verity_tree_finish(vt, a->readback_verity_root) >= 0))
                 a->readback_done = true;
+        verity_tree_free(vt);
         pthread_mutex_lock(&pl->lock);
         pl->verified_bytes = done;
         pl->verify_error = r;
@@ -524,6 +700,13 @@ int agent_apply(AgentApply *a) {
                                   p->image_size, a->target_size);
         if (a->start_chunk > p->chunk_count)
                 a->start_chunk = 0;
+        {
+                _cleanup_verity_tree_ struct verity_tree *vt = NULL;
+                if (verity_begin(p, &vt) < 0) /* before anything is written */
+                        return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, -ERANGE,
+                                           "the manifest's dm-verity hash area (from byte %" PRIu64 ") ends past the image",
+                                           p->verity_hash_offset);
+        }
 
         _cleanup_free_ uint8_t *actions = malloc(p->chunk_count);
         _cleanup_free_ uint32_t *src = malloc(sizeof(uint32_t) * p->chunk_count);
@@ -587,16 +770,30 @@ int agent_apply(AgentApply *a) {
 int agent_apply_verify(AgentApply *a) {
         /* Every chunk was checked before it was written; now the whole slot, as it reads back from the device
          * (hashed behind the writers during the apply when that ran to the end, else re-read here). */
-        uint8_t h[SHA256_SIZE];
+        const Payload *p = a->p;
+        uint8_t h[SHA256_SIZE], root[SHA256_SIZE];
         int r = 0;
-        if (a->readback_done)
+        if (a->readback_done) {
                 memcpy(h, a->readback_sha256, SHA256_SIZE);
-        else
-                r = agent_hash_range(a->fd, a->target_off, a->p->image_size, h);
+                memcpy(root, a->readback_verity_root, SHA256_SIZE);
+        } else
+                r = hash_slot(a->fd, a->target_off, p->image_size, p->has_verity_layout ? p : NULL, h, root);
+        if (r == -ERANGE)
+                return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, r,
+                                   "the manifest's dm-verity hash area (from byte %" PRIu64 ") ends past the image",
+                                   p->verity_hash_offset);
         if (r < 0)
                 return apply_fail(a, r, "re-reading the target slot: %s", strerror(-r));
-        if (memcmp(h, a->p->image_sha256, SHA256_SIZE) != 0)
+        if (memcmp(h, p->image_sha256, SHA256_SIZE) != 0)
                 return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, -EILSEQ,
                                    "the written slot does not read back to the manifest's SHA-256");
+        /* The bytes are the signed image; the tree in them must also be the one of the signed root hash, or the
+         * slot would not boot (its initramfs refuses it). */
+        if (p->has_verity_layout && memcmp(root, p->verity_root, SHA256_SIZE) != 0) {
+                char got[2 * SHA256_SIZE + 1];
+                return apply_failc(a, AGENT_EC_NEW_ROOTFS_VERIFICATION, -EILSEQ,
+                                   "the written slot's dm-verity root hash %s is not the manifest's",
+                                   hex_encode(root, SHA256_SIZE, got));
+        }
         return 0;
 }

@@ -60,7 +60,7 @@ static int post_boot(Agent *a) {
                          "rolled back: version %s in slot %c did not boot; it will not be installed again "
                          "automatically", failed, bootcfg_slot_name(a->st.staged_slot));
                 a->st.staged_slot = -1;
-                a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+                a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
                 a->st.new_version[0] = 0;
                 agent_set_status(a, AGENT_REPORTING_ERROR);
                 agent_send_event(a, OMAHA_EVENT_UPDATE_COMPLETE, OMAHA_RESULT_ERROR, AGENT_EC_ROLLBACK, failed);
@@ -69,7 +69,7 @@ static int post_boot(Agent *a) {
         if (bs.slot[booted].successful) {
                 if (rebooted) { /* marked good by someone else */
                         a->st.staged_slot = -1;
-                        a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+                        a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
                         agent_set_status(a, AGENT_IDLE);
                 }
                 return 0;
@@ -94,7 +94,7 @@ static int post_boot(Agent *a) {
         char prev[AGENT_VERSION_MAX + 1];
         agent_strf(prev, sizeof prev, "%s", a->st.previous_version);
         a->st.staged_slot = -1;
-        a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+        a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
         a->st.new_version[0] = 0;
         a->st.last_error[0] = 0;
         a->st.chunks_done = a->st.chunks_total = 0;
@@ -118,7 +118,7 @@ int agent_mark_good(Agent *a) {
                 return agent_fail(a, r, "mark-good: %s", bootcfg_error(b));
         if (a->st.staged_slot == bootcfg_booted(b)) {
                 a->st.staged_slot = -1;
-                a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+                a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
         }
         (void)agent_save(a);
         return 0;

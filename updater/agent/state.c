@@ -114,6 +114,11 @@ static int state_kv(AgentState *s, const char *k, const char *v) {
         else if (strcmp(k, "LAST_ERROR") == 0) r = VSTR(last_error);
         else if (strcmp(k, "STAGED_VERSION") == 0) r = VSTR(staged_version);
         else if (strcmp(k, "STAGED_BOOT_ID") == 0) r = VSTR(staged_boot_id);
+        else if (strcmp(k, "STAGED_VERITY_ROOT") == 0) {
+                uint8_t h[SHA256_SIZE];
+                r = *v && hex_decode(v, h, SHA256_SIZE) < 0 ? -EINVAL : VSTR(staged_verity_root);
+                why = "is not a root hash (64 hex digits)";
+        }
         else if (strcmp(k, "PREVIOUS_VERSION") == 0) r = VSTR(previous_version);
         else if (strcmp(k, "RESUME_VERSION") == 0) r = VSTR(resume_version);
         else if (strcmp(k, "LOCK_BOOT_ID") == 0) r = VSTR(lock_boot_id);
@@ -253,6 +258,7 @@ int agent_state_format(const AgentState *s, char **ret_text, size_t *ret_len) {
         put_line(&b, "STAGED_VERSION", s->staged_version);
         put_line(&b, "STAGED_SLOT", slot_str(s->staged_slot));
         put_line(&b, "STAGED_BOOT_ID", s->staged_boot_id);
+        put_line(&b, "STAGED_VERITY_ROOT", s->staged_verity_root);
         put_line(&b, "PREVIOUS_VERSION", s->previous_version);
         for (size_t i = 0; i < s->n_failed; i++)
                 put_line(&b, "FAILED", s->failed[i]);
@@ -303,7 +309,25 @@ int agent_state_save(const AgentState *s, const char *dir) {
         return write_file_atomic(path, text, len, 0644);
 }
 
+/* The dm-verity root hash the booted slot was activated with: cairn.usrhash= on the kernel command line
+ * ($CAIRN_CMDLINE or /proc/cmdline), "" if none. */
+static void booted_verity_root(char out[2 * SHA256_SIZE + 1]) {
+        out[0] = 0;
+        const char *path = getenv("CAIRN_CMDLINE");
+        _cleanup_free_ char *cmdline = NULL;
+        if (read_file_bounded(path && *path ? path : "/proc/cmdline", 8192, &cmdline, NULL) < 0)
+                return;
+        for (char *w = cmdline, *save = NULL; (w = strtok_r(w, " \t\n", &save)); w = NULL) {
+                uint8_t h[SHA256_SIZE];
+                if (strncmp(w, "cairn.usrhash=", 14) == 0 && strlen(w + 14) == 2 * SHA256_SIZE &&
+                    hex_decode(w + 14, h, SHA256_SIZE) == 0)
+                        hex_encode(h, SHA256_SIZE, out);
+        }
+}
+
 int agent_status_text(const AgentState *s, bool json, bool daemon_running, char **ret_text) {
+        char booted_root[2 * SHA256_SIZE + 1];
+        booted_verity_root(booted_root);
         _cleanup_buf_ Buf b;
         buf_init(&b, AGENT_STATE_MAX);
         double progress = s->chunks_total ? (double)s->chunks_done / s->chunks_total : 0.0;
@@ -326,6 +350,16 @@ int agent_status_text(const AgentState *s, bool json, bool daemon_running, char 
                 buf_puts(&b, ",\"staged_slot\":");
                 if (s->staged_slot >= 0)
                         buf_put_json(&b, slot_str(s->staged_slot));
+                else
+                        buf_puts(&b, "null");
+                buf_puts(&b, ",\"staged_verity_root\":");
+                if (s->staged_slot >= 0 && s->staged_verity_root[0])
+                        buf_put_json(&b, s->staged_verity_root);
+                else
+                        buf_puts(&b, "null");
+                buf_puts(&b, ",\"booted_verity_root\":");
+                if (booted_root[0])
+                        buf_put_json(&b, booted_root);
                 else
                         buf_puts(&b, "null");
                 buf_puts(&b, ",\"failed_versions\":[");
@@ -359,6 +393,9 @@ int agent_status_text(const AgentState *s, bool json, bool daemon_running, char 
                 if (s->staged_slot >= 0)
                         buf_printf(&b, "staged:           %s in slot %s (reboot to use it)\n", s->staged_version,
                                     slot_str(s->staged_slot));
+                if (s->staged_slot >= 0 && s->staged_verity_root[0])
+                        buf_printf(&b, "staged root hash: %s\n", s->staged_verity_root);
+                buf_printf(&b, "booted root hash: %s\n", booted_root[0] ? booted_root : "-");
                 for (size_t i = 0; i < s->n_failed; i++)
                         buf_printf(&b, "failed version:   %s (not retried automatically)\n", s->failed[i]);
                 buf_printf(&b, "daemon:           %s\n", daemon_running ? "running" : "not running (state file)");

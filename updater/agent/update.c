@@ -133,7 +133,7 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
                 return agent_fail(a, r, "cannot remove the verification record of slot %c: %s", bootcfg_slot_name(target),
                             bootcfg_error(b));
         a->st.staged_slot = -1;
-        a->st.staged_version[0] = a->st.staged_boot_id[0] = 0;
+        a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
 
         uint32_t start = 0;
         if (a->st.resume_slot == target && strcmp(a->st.resume_version, p->version) == 0 &&
@@ -205,6 +205,10 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
         agent_strf(a->st.staged_version, sizeof a->st.staged_version, "%s", p->version);
         a->st.staged_slot = target;
         agent_strf(a->st.staged_boot_id, sizeof a->st.staged_boot_id, "%s", a->boot_id);
+        if (p->has_verity_root)
+                hex_encode(p->verity_root, SHA256_SIZE, a->st.staged_verity_root);
+        else
+                a->st.staged_verity_root[0] = 0;
         agent_strf(a->st.previous_version, sizeof a->st.previous_version, "%s", a->os_version);
         a->st.resume_slot = -1;
         a->st.resume_next = 0;

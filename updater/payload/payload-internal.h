@@ -13,6 +13,8 @@
 #define MANIFEST_MAGIC "CMAN"
 #define SIGBLOCK_MAGIC "CSIG"
 #define MANIFEST_FLAG_VERITY 0x01u
+#define MANIFEST_FLAG_VERITY_LAYOUT 0x02u /* hash offset at 208, salt length at 78, salt after the revoked ids */
+#define VERITY_BLOCK 4096u
 
 
 
@@ -28,8 +30,8 @@ static inline int sha256(const void *data, size_t len, uint8_t out[SHA256_SIZE])
 }
 
 
-static inline uint64_t manifest_size(size_t vlen, size_t blen, size_t n_revoked, uint64_t n_chunks) {
-        return ALIGN_UP((uint64_t)PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + n_revoked * CAIRN_KEY_ID_SIZE, 8) +
+static inline uint64_t manifest_size(size_t vlen, size_t blen, size_t n_revoked, size_t salt_len, uint64_t n_chunks) {
+        return ALIGN_UP((uint64_t)PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + n_revoked * CAIRN_KEY_ID_SIZE + salt_len, 8) +
                n_chunks * PAYLOAD_CHUNK_ENTRY_SIZE;
 }
 

@@ -125,12 +125,16 @@ static int build_manifest(const PayloadBuildOptions *o, const Job *j, const Payl
         put_le64(m + 56, data_offset);
         put_le64(m + 64, payload_size);
         m[72] = (uint8_t)j->compression;
-        m[73] = o->verity_root ? MANIFEST_FLAG_VERITY : 0;
+        m[73] = (o->verity_root ? MANIFEST_FLAG_VERITY : 0) | (o->verity_hash_offset ? MANIFEST_FLAG_VERITY_LAYOUT : 0);
         m[74] = (uint8_t)vlen;
         m[75] = (uint8_t)blen;
         put_le16(m + 76, (uint16_t)o->n_revoked);
         if (o->verity_root)
                 memcpy(m + 80, o->verity_root, SHA256_SIZE);
+        if (o->verity_hash_offset) {
+                put_le16(m + 78, (uint16_t)o->verity_salt_size);
+                put_le64(m + 208, o->verity_hash_offset);
+        }
         if (o->kernel_sha256)
                 memcpy(m + 112, o->kernel_sha256, SHA256_SIZE);
         if (o->initrd_sha256)
@@ -142,7 +146,10 @@ static int build_manifest(const PayloadBuildOptions *o, const Job *j, const Payl
         memcpy(v + vlen, o->board, blen);
         for (size_t i = 0; i < o->n_revoked; i++)
                 memcpy(v + vlen + blen + i * CAIRN_KEY_ID_SIZE, o->revoked[i], CAIRN_KEY_ID_SIZE);
-        uint8_t *t = m + ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + o->n_revoked * CAIRN_KEY_ID_SIZE, 8);
+        size_t salt_len = o->verity_hash_offset ? o->verity_salt_size : 0;
+        if (salt_len)
+                memcpy(v + vlen + blen + o->n_revoked * CAIRN_KEY_ID_SIZE, o->verity_salt, salt_len);
+        uint8_t *t = m + ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + o->n_revoked * CAIRN_KEY_ID_SIZE + salt_len, 8);
         for (uint32_t i = 0; i < j->count; i++) {
                 uint8_t *e = t + (size_t)i * PAYLOAD_CHUNK_ENTRY_SIZE;
                 put_le64(e, chunks[i].offset);
@@ -160,7 +167,8 @@ static int options_check(const PayloadBuildOptions *o, uint32_t cs) {
                 return -EINVAL;
         if (!chunk_size_valid(cs))
                 return -EINVAL;
-        if (o->n_keys < 1 || o->n_keys > PAYLOAD_SIGNATURES_MAX || o->n_revoked > PAYLOAD_REVOKED_MAX)
+        if (o->n_keys < 1 || o->n_keys > PAYLOAD_SIGNATURES_MAX || o->n_revoked > PAYLOAD_REVOKED_MAX ||
+            o->verity_salt_size > PAYLOAD_VERITY_SALT_MAX)
                 return -E2BIG;
         if (o->compression != PAYLOAD_METHOD_NONE && o->compression != PAYLOAD_METHOD_ZSTD &&
             o->compression != PAYLOAD_METHOD_ZLIB)
@@ -270,7 +278,11 @@ int payload_create(int image_fd, int out_fd, const PayloadBuildOptions *o, uint6
         uint64_t count = (image_size + cs - 1) / cs;
         if (count > PAYLOAD_CHUNKS_MAX)
                 return -E2BIG;
-        uint64_t mlen = manifest_size(strlen(o->version), strlen(o->board), o->n_revoked, count);
+        if (o->verity_hash_offset && (!o->verity_root || o->verity_hash_offset % VERITY_BLOCK ||
+                                      o->verity_hash_offset >= image_size))
+                return -ERANGE;
+        uint64_t mlen = manifest_size(strlen(o->version), strlen(o->board), o->n_revoked,
+                                      o->verity_hash_offset ? o->verity_salt_size : 0, count);
         if (mlen > PAYLOAD_MANIFEST_MAX)
                 return -E2BIG;
         uint32_t slen = PAYLOAD_SIGBLOCK_FIXED_SIZE + (uint32_t)o->n_keys * PAYLOAD_SIG_ENTRY_SIZE;

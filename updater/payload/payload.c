@@ -151,20 +151,32 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
                 return -EBADMSG;
         if (compression >= _PAYLOAD_METHOD_MAX || compression == PAYLOAD_METHOD_ZERO)
                 return -EBADMSG;
-        if ((flags & ~MANIFEST_FLAG_VERITY) || get_le16(m + 78) != 0 || !all_zero(m + 208, 16))
+        if ((flags & ~(MANIFEST_FLAG_VERITY | MANIFEST_FLAG_VERITY_LAYOUT)) || !all_zero(m + 216, 8))
                 return -EBADMSG;
         if (!(flags & MANIFEST_FLAG_VERITY) && !all_zero(m + 80, SHA256_SIZE))
                 return -EBADMSG;
-        if (manifest_size(vlen, blen, nrev, count) != mlen)
+        /* The verity layout (docs/payload-format.md): only with a root hash; the hash area starts at a 4 KiB block
+         * boundary inside the image, after at least one data block. */
+        uint16_t salt_len = get_le16(m + 78);
+        uint64_t hash_offset = get_le64(m + 208);
+        if (flags & MANIFEST_FLAG_VERITY_LAYOUT) {
+                if (!(flags & MANIFEST_FLAG_VERITY) || salt_len > PAYLOAD_VERITY_SALT_MAX)
+                        return -EBADMSG;
+                if (hash_offset < VERITY_BLOCK || hash_offset % VERITY_BLOCK || hash_offset >= image_size)
+                        return -ERANGE;
+        } else if (salt_len != 0 || hash_offset != 0)
+                return -EBADMSG;
+        if (manifest_size(vlen, blen, nrev, salt_len, count) != mlen)
                 return -EBADMSG;
         if (data_offset != (uint64_t)PAYLOAD_HEADER_SIZE + mlen + slen)
                 return -EBADMSG;
 
         const uint8_t *v = m + PAYLOAD_MANIFEST_FIXED_SIZE, *b = v + vlen, *rev = b + blen;
-        size_t table_off = ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + (size_t)nrev * CAIRN_KEY_ID_SIZE, 8);
+        const uint8_t *salt = rev + (size_t)nrev * CAIRN_KEY_ID_SIZE;
+        size_t table_off = ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + (size_t)nrev * CAIRN_KEY_ID_SIZE + salt_len, 8);
         if (!valid_string(v, vlen) || !valid_string(b, blen))
                 return -EBADMSG;
-        if (!all_zero(rev + (size_t)nrev * CAIRN_KEY_ID_SIZE, m + table_off - (rev + (size_t)nrev * CAIRN_KEY_ID_SIZE)))
+        if (!all_zero(salt + salt_len, m + table_off - (salt + salt_len)))
                 return -EBADMSG;
 
         _cleanup_payload_ Payload *p = calloc(1, sizeof *p);
@@ -220,6 +232,10 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
         p->payload_size = payload_size;
         p->has_verity_root = flags & MANIFEST_FLAG_VERITY;
         memcpy(p->verity_root, m + 80, SHA256_SIZE);
+        p->has_verity_layout = flags & MANIFEST_FLAG_VERITY_LAYOUT;
+        p->verity_hash_offset = hash_offset;
+        p->verity_salt_size = salt_len;
+        memcpy(p->verity_salt, salt, salt_len);
         memcpy(p->kernel_sha256, m + 112, SHA256_SIZE);
         memcpy(p->initrd_sha256, m + 144, SHA256_SIZE);
         memcpy(p->cmdline_sha256, m + 176, SHA256_SIZE);

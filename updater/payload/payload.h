@@ -33,6 +33,7 @@
 #define PAYLOAD_IMAGE_SIZE_MAX (64ULL << 30)
 
 #define SHA256_SIZE 32
+#define PAYLOAD_VERITY_SALT_MAX 256 /* dm-verity's (and veritysetup's) largest salt */
 
 typedef enum PayloadMethod {
         PAYLOAD_METHOD_NONE = 0,
@@ -75,6 +76,12 @@ typedef struct Payload {
         uint64_t payload_size;
         bool has_verity_root;
         uint8_t verity_root[SHA256_SIZE];
+        /* dm-verity layout (docs/verity.md): format 1, SHA-256, 4 KiB blocks, data = the image's first
+         * verity_hash_offset bytes, superblock + tree from there. Only with has_verity_root. */
+        bool has_verity_layout;
+        uint64_t verity_hash_offset;
+        uint16_t verity_salt_size;
+        uint8_t verity_salt[PAYLOAD_VERITY_SALT_MAX];
         uint8_t kernel_sha256[SHA256_SIZE]; /* all zero: absent */
         uint8_t initrd_sha256[SHA256_SIZE];
         uint8_t cmdline_sha256[SHA256_SIZE];
@@ -156,6 +163,9 @@ typedef struct PayloadBuildOptions {
         const uint8_t (*revoked)[CAIRN_KEY_ID_SIZE];
         size_t n_revoked;
         const uint8_t *verity_root;    /* optional, SHA256_SIZE bytes */
+        uint64_t verity_hash_offset;   /* 0: no layout; else a multiple of 4096 inside the image (needs verity_root) */
+        const uint8_t *verity_salt;    /* verity_salt_size bytes (<= PAYLOAD_VERITY_SALT_MAX) */
+        size_t verity_salt_size;
         const uint8_t *kernel_sha256;  /* optional */
         const uint8_t *initrd_sha256;  /* optional */
         const uint8_t *cmdline_sha256; /* optional */

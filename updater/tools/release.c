@@ -16,7 +16,8 @@ static void usage(FILE *f) {
         fprintf(f,
                 "usage: cairn-release create --image IMG --version V --board B --key K.key [--key K2.key]...\n"
                 "                            [--chunk-size N[K|M]] [--threads N] [--compression zstd|zlib|none]\n"
-                "                            [--level N] [--revoke KEYID]... [--verity-root-hash HEX]\n"
+                "                            [--level N] [--revoke KEYID]... [--verity-root-hash HEX\n"
+                "                            [--verity-hash-offset BYTES --verity-salt HEX|-]]\n"
                 "                            [--kernel-sha256 HEX] [--initrd-sha256 HEX] [--cmdline-sha256 HEX]\n"
                 "                            -o OUT.cairn\n"
                 "       cairn-release verify --keys DIR PAYLOAD\n"
@@ -26,7 +27,7 @@ static void usage(FILE *f) {
 
 enum {
         OPT_IMAGE = 256, OPT_VERSION, OPT_BOARD, OPT_KEY, OPT_KEYS, OPT_CHUNK, OPT_THREADS, OPT_COMP, OPT_LEVEL,
-        OPT_REVOKE, OPT_VERITY, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_JSON,
+        OPT_REVOKE, OPT_VERITY, OPT_VERITY_OFFSET, OPT_VERITY_SALT, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_JSON,
 };
 
 static const struct option options[] = {
@@ -41,6 +42,8 @@ static const struct option options[] = {
         {"level", required_argument, NULL, OPT_LEVEL},
         {"revoke", required_argument, NULL, OPT_REVOKE},
         {"verity-root-hash", required_argument, NULL, OPT_VERITY},
+        {"verity-hash-offset", required_argument, NULL, OPT_VERITY_OFFSET},
+        {"verity-salt", required_argument, NULL, OPT_VERITY_SALT},
         {"kernel-sha256", required_argument, NULL, OPT_KERNEL},
         {"initrd-sha256", required_argument, NULL, OPT_INITRD},
         {"cmdline-sha256", required_argument, NULL, OPT_CMDLINE},
@@ -57,7 +60,10 @@ typedef struct Args {
         uint8_t revoked[PAYLOAD_REVOKED_MAX][CAIRN_KEY_ID_SIZE];
         size_t n_revoked;
         uint8_t verity[SHA256_SIZE], kernel[SHA256_SIZE], initrd[SHA256_SIZE], cmdline[SHA256_SIZE];
-        bool has_verity, has_kernel, has_initrd, has_cmdline, json;
+        bool has_verity, has_kernel, has_initrd, has_cmdline, json, has_verity_salt;
+        uint64_t verity_offset;
+        uint8_t verity_salt[PAYLOAD_VERITY_SALT_MAX];
+        size_t verity_salt_size;
         uint64_t chunk_size;
         unsigned threads;
         int compression, level;
@@ -134,6 +140,26 @@ static int parse_args(int argc, char **argv, Args *a) {
                         if (parse_digest("verity-root-hash", optarg, a->verity, &a->has_verity) < 0)
                                 return 2;
                         break;
+                case OPT_VERITY_OFFSET:
+                        if (parse_u64_range(optarg, 4096, PAYLOAD_IMAGE_SIZE_MAX, &a->verity_offset) < 0 ||
+                            a->verity_offset % 4096) {
+                                log_error(-EINVAL, "--verity-hash-offset \"%s\": a multiple of 4096 inside the image", optarg);
+                                return 2;
+                        }
+                        break;
+                case OPT_VERITY_SALT: {
+                        size_t n = strlen(optarg);
+                        if (strcmp(optarg, "-") == 0)
+                                n = 0;
+                        else if (n % 2 || n / 2 > PAYLOAD_VERITY_SALT_MAX || hex_decode(optarg, a->verity_salt, n / 2) < 0) {
+                                log_error(-EINVAL, "--verity-salt: expected up to %d bytes in hex (\"-\": none)",
+                                          PAYLOAD_VERITY_SALT_MAX);
+                                return 2;
+                        }
+                        a->verity_salt_size = n / 2;
+                        a->has_verity_salt = true;
+                        break;
+                }
                 case OPT_KERNEL:
                         if (parse_digest("kernel-sha256", optarg, a->kernel, &a->has_kernel) < 0)
                                 return 2;
@@ -235,6 +261,10 @@ static int verb_create(Args *a) {
                 usage(stderr);
                 return 2;
         }
+        if ((a->verity_offset || a->has_verity_salt) && !(a->verity_offset && a->has_verity_salt && a->has_verity)) {
+                log_error(-EINVAL, "--verity-hash-offset and --verity-salt go together, with --verity-root-hash");
+                return 2;
+        }
         EVP_PKEY *keys[PAYLOAD_SIGNATURES_MAX] = {};
         int r = 0;
         size_t n = 0;
@@ -277,12 +307,14 @@ static int verb_create(Args *a) {
                                   a->image, why);
                 if (absent)
                         r = 0;
-                else if (r >= 0 && !a->has_kernel)
-                        memcpy(a->kernel, k, SHA256_SIZE), a->has_kernel = true;
-                if (r >= 0 && !a->has_initrd)
-                        memcpy(a->initrd, i, SHA256_SIZE), a->has_initrd = true;
-                if (r >= 0 && !a->has_cmdline)
-                        memcpy(a->cmdline, c, SHA256_SIZE), a->has_cmdline = true;
+                else if (r >= 0) {
+                        if (!a->has_kernel)
+                                memcpy(a->kernel, k, SHA256_SIZE), a->has_kernel = true;
+                        if (!a->has_initrd)
+                                memcpy(a->initrd, i, SHA256_SIZE), a->has_initrd = true;
+                        if (!a->has_cmdline)
+                                memcpy(a->cmdline, c, SHA256_SIZE), a->has_cmdline = true;
+                }
         }
         uint64_t size = 0;
         if (r >= 0) {
@@ -298,6 +330,9 @@ static int verb_create(Args *a) {
                         .revoked = (const uint8_t(*)[CAIRN_KEY_ID_SIZE])a->revoked,
                         .n_revoked = a->n_revoked,
                         .verity_root = a->has_verity ? a->verity : NULL,
+                        .verity_hash_offset = a->verity_offset,
+                        .verity_salt = a->verity_salt,
+                        .verity_salt_size = a->verity_salt_size,
                         .kernel_sha256 = a->has_kernel ? a->kernel : NULL,
                         .initrd_sha256 = a->has_initrd ? a->initrd : NULL,
                         .cmdline_sha256 = a->has_cmdline ? a->cmdline : NULL,
@@ -308,6 +343,9 @@ static int verb_create(Args *a) {
                 else if (r == -EINVAL)
                         log_error(r, "invalid --version \"%s\" or --board \"%s\": 1-64 printable characters, no spaces",
                                   a->version, a->board);
+                else if (r == -ERANGE)
+                        log_error(r, "--verity-hash-offset %llu lies past the end of image \"%s\"",
+                                  (unsigned long long)a->verity_offset, a->image);
                 else if (r == -ENODATA)
                         log_error(r, "image \"%s\" is empty or shrank while being read", a->image);
                 else if (r == -EFBIG)
@@ -467,7 +505,7 @@ static int verb_inspect(Args *a) {
         }
         keyring_done(&kr);
 
-        char h1[65], h2[65], h3[65], h4[65], h5[65], kid[CAIRN_KEY_ID_HEX_SIZE];
+        char h1[65], h2[65], h3[65], h4[65], h5[65], kid[CAIRN_KEY_ID_HEX_SIZE], salt[2 * PAYLOAD_VERITY_SALT_MAX + 1];
         bool checked = a->keys_dir != NULL;
         if (a->json) {
                 printf("{\"format_version\":%u,\"version\":", p->manifest_version);
@@ -475,12 +513,16 @@ static int verb_inspect(Args *a) {
                 printf(",\"board\":");
                 json_string(p->board);
                 printf(",\"image_size\":%llu,\"image_sha256\":\"%s\",\"payload_size\":%llu,\"chunk_size\":%u,"
-                       "\"chunk_count\":%u,\"compression\":\"%s\",\"verity_root_hash\":%s%s%s,"
+                       "\"chunk_count\":%u,\"compression\":\"%s\",\"verity_root_hash\":%s%s%s,\"verity_hash_offset\":%llu,"
+                       "\"verity_salt\":%s%s%s,"
                        "\"kernel_sha256\":\"%s\",\"initrd_sha256\":\"%s\",\"cmdline_sha256\":\"%s\",\"revoked_keys\":[",
                        (unsigned long long)p->image_size, hex_encode(p->image_sha256, 32, h1),
                        (unsigned long long)p->payload_size, p->chunk_size, p->chunk_count,
                        payload_method_to_string(p->compression), p->has_verity_root ? "\"" : "",
                        p->has_verity_root ? hex_encode(p->verity_root, 32, h2) : "null", p->has_verity_root ? "\"" : "",
+                       (unsigned long long)p->verity_hash_offset, p->has_verity_layout ? "\"" : "",
+                       p->has_verity_layout ? hex_encode(p->verity_salt, p->verity_salt_size, salt) : "null",
+                       p->has_verity_layout ? "\"" : "",
                        hex_encode(p->kernel_sha256, 32, h3), hex_encode(p->initrd_sha256, 32, h4),
                        hex_encode(p->cmdline_sha256, 32, h5));
                 for (uint32_t i = 0; i < p->n_revoked; i++)
@@ -511,6 +553,9 @@ static int verb_inspect(Args *a) {
                        (unsigned long long)per[PAYLOAD_METHOD_NONE], (unsigned long long)per[PAYLOAD_METHOD_ZERO]);
                 printf("Compression:    %s\n", payload_method_to_string(p->compression));
                 printf("Verity root:    %s\n", p->has_verity_root ? hex_encode(p->verity_root, 32, h2) : "-");
+                if (p->has_verity_layout)
+                        printf("Verity layout:  hash offset %llu, salt %s\n", (unsigned long long)p->verity_hash_offset,
+                               p->verity_salt_size ? hex_encode(p->verity_salt, p->verity_salt_size, salt) : "-");
                 printf("Kernel SHA-256: %s\n", hex_encode(p->kernel_sha256, 32, h3));
                 printf("Initrd SHA-256: %s\n", hex_encode(p->initrd_sha256, 32, h4));
                 printf("Cmdline SHA-256:%s\n", hex_encode(p->cmdline_sha256, 32, h5));

@@ -344,7 +344,7 @@ static int parse_range(Lock *l, const char *url, json_object *resp, Kv *ret) {
         if (!json_object_is_type(kv, json_type_object) || !json_object_object_get_ex(kv, "key", &k) ||
             !json_object_is_type(k, json_type_string) || strcmp(json_object_get_string(k), l->key_b64) != 0)
                 goto bad;
-        int64_t mod;
+        int64_t mod = 0;
         if (json_get_i64(kv, "mod_revision", &mod) < 0 || mod <= 0)
                 goto bad;
         size_t len = 0;

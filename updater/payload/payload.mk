@@ -1,5 +1,6 @@
 # updater/payload/payload.mk — the payload library (reader/verifier, writer, signing keys), its unit test and fuzzer.
-PAYLOAD_LIB_SRCS = updater/payload/payload.c updater/payload/payload-write.c updater/payload/sign.c
+PAYLOAD_LIB_SRCS = updater/payload/payload.c updater/payload/payload-write.c updater/payload/delta.c \
+	updater/payload/sign.c
 PAYLOAD_LIBS = -lcrypto -lzstd -lz -lpthread
 
 UNIT_TESTS += test-payload

@@ -12,6 +12,7 @@
 #include "bootcfg/bootcfg.h"
 #include "fileio.h"
 #include "gpt.h"
+#include "log.h"
 
 struct Agent {
         AgentOptions o;
@@ -34,6 +35,8 @@ struct Agent {
         char err[AGENT_ERROR_MAX];
         int errcode;            /* AGENT_EC_* of the failure in err (0: derived from the errno) */
         unsigned poll_interval; /* the server's PollInterval from the last good check; 0 = none */
+        bool delta_refused;     /* ask with delta_okay="false" (the delta did not match the active slot) */
+        bool delta_mismatch;    /* set by do_update(): the delta's references are not in the active slot */
 };
 
 /* snprintf that reports truncation (-ENAMETOOLONG) instead of warning about it at compile time. */
@@ -351,7 +354,7 @@ static int open_slots(Agent *a, struct bootcfg *b, Slots *ret) {
 static void fill_request(Agent *a, AgentRequest *rq, bool interactive) {
         *rq = (AgentRequest){ .appid = AGENT_APPID, .version = a->os_version, .track = a->cfg.group,
                               .machineid = a->machine_id, .board = a->board, .bootid = a->boot_id, .oem = a->oem,
-                              .interactive = interactive };
+                              .interactive = interactive, .delta_okay = !a->o.no_delta && !a->delta_refused };
 }
 
 static int post_request(Agent *a, const AgentRequest *rq, OmahaResponse **ret) {
@@ -788,6 +791,8 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
                 return fail(a, r, "applying %s to slot %c: interrupted; %" PRIu32 " of %" PRIu32 " chunks are written "
                             "and kept, the next run resumes there", p->version, bootcfg_slot_name(target),
                             a->st.resume_next, p->chunk_count);
+        if (r == -ESTALE && ap.source_mismatch)
+                a->delta_mismatch = true; /* agent_update() falls back to the full payload */
         if (r < 0)
                 return failc(a, ap.errcode, r, "applying %s to slot %c: %s", p->version, bootcfg_slot_name(target),
                              ap.error);
@@ -828,7 +833,20 @@ int agent_update(Agent *a, bool interactive, bool force) {
                 return lr; /* nothing written: the state belongs to the holder */
         AgentOffer offer = { 0 };
         a->errcode = 0;
+        a->delta_mismatch = false;
         int r = do_update(a, interactive, force, &offer);
+        if (r == -ESTALE && a->delta_mismatch) {
+                /* The delta was made against another release than the one in the active slot (or the slot was
+                 * changed): nothing of it beyond its manifest was downloaded. Ask again for the full payload. */
+                log_msg("delta payload '%s' does not match the active slot: %s; falling back to the full payload",
+                        agent_offer_url(&offer), a->err);
+                a->delta_refused = true;
+                a->err[0] = 0;
+                a->errcode = 0;
+                offer = (AgentOffer){ 0 };
+                r = do_update(a, interactive, force, &offer);
+                a->delta_refused = false;
+        }
         if (r == -ECANCELED || (r < 0 && agent_cancelled())) {
                 /* Stopped (SIGTERM): not a failure of the update. The resume record is saved; no event. */
                 strf(a->st.last_error, sizeof a->st.last_error, "%s", a->err);

@@ -10,3 +10,7 @@ test-payload_LIBS = $(PAYLOAD_LIBS)
 FUZZERS += fuzz-manifest
 fuzz-manifest_SRCS = tests/fuzz/fuzz-manifest.c $(PAYLOAD_LIB_SRCS)
 fuzz-manifest_LIBS = $(PAYLOAD_LIBS)
+
+UNIT_TESTS += test-delta
+test-delta_SRCS = tests/unit/test-delta.c $(PAYLOAD_LIB_SRCS)
+test-delta_LIBS = $(PAYLOAD_LIBS)

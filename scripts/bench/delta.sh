@@ -109,8 +109,8 @@ secs() { python3 -c 'import sys; print("%.1f" % float(sys.argv[1]))' "$1"; }
 pct() { python3 -c 'import sys; print("%.1f%%" % (100.0 * int(sys.argv[1]) / int(sys.argv[2])))' "$1" "$2"; }
 timed() { # OUT-VAR CMD... → elapsed seconds in OUT-VAR
         local __v=$1; shift
-        local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
-        printf -v "$__v" '%s' "$(python3 -c "print('%.1f' % ($t1 - $t0))")"
+        local __a __b; __a=$(date +%s.%N); "$@" >/dev/null 2>&1; __b=$(date +%s.%N)
+        printf -v "$__v" '%s' "$(python3 -c "print('%.1f' % ($__b - $__a))")"
 }
 
 LEVEL=${DELTA_LEVEL:-19}

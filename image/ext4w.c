@@ -469,10 +469,10 @@ static int write_data(struct ext4w *w, ext2_ino_t ino, const char *path, uint64_
  * of at least PLACE_ALIGN blocks (1 MiB, the payload's default chunk size) therefore starts at the next 1 MiB
  * boundary, and the free blocks after its end up to the next boundary are held back while the rest is written:
  * it can grow (or shrink) within its last MiB without moving anything behind it. Small files still pack. At most
- * 1/32 of the filesystem is held back (fit mode's estimate has 10 % slack); the held blocks are free again in the
+ * 1/16 of the filesystem is held back (fit mode's estimate has 10 % slack); the held blocks are free again in the
  * finished image. Deterministic: the same stream gives the same layout. */
 #define PLACE_ALIGN 256u
-#define PLACE_MAX_SHARE 32u
+#define PLACE_MAX_SHARE 16u
 
 static int place_pad(struct ext4w *w) {
         ext2_filsys fs = w->fs;

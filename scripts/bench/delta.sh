@@ -49,10 +49,15 @@ build_usr() { # KERNEL-PACKAGE VERSION OUT.img
 build_usr "$KERNEL_OLD" 1.0.0 "$W/k-old.img"
 build_usr "$KERNEL_NEW" 1.0.1 "$W/k-new.img"
 
-# ---- the one-file-changed case (as apply.sh makes it) ----
+# ---- the one-file-changed case of apply.sh: its 512 MiB image of real files (payload.sh builds it) ----
+ONEFILE=${ONEFILE_IMG:-build/bench/usr-512M.img}
+if [ ! -s "$ONEFILE" ]; then
+        echo "delta.sh: building $ONEFILE (through payload.sh, once)" >&2
+        RUNS=1 bash scripts/bench/payload.sh >/dev/null
+fi
 if [ ! -s "$W/f-new.img" ] || [ -n "${BENCH_REBUILD:-}" ]; then
-        cp "$W/k-new.img" "$W/f-old.img"
-        cp "$W/k-new.img" "$W/f-new.img"
+        cp --sparse=always "$ONEFILE" "$W/f-old.img"
+        cp --sparse=always "$ONEFILE" "$W/f-new.img"
         python3 - "$W/f-new.img" <<'PY'
 import os, random, subprocess, sys
 img = sys.argv[1]
@@ -69,8 +74,8 @@ while todo and not (big and small):
         if f[2].startswith("04"): todo.append(path); continue
         if not f[2].startswith("10") or not f[6]: continue
         n = int(f[6])
-        if not big and 500_000 <= n <= 1_300_000: big = path
-        if not small and 100 <= n <= 4000: small = path
+        if not big and 900_000 <= n <= 1_300_000: big = path
+        if not small and 100 <= n <= 4000 and path.endswith((".conf", ".cfg", ".ini", ".json", ".txt")): small = path
 rnd = random.Random(7)
 fd = os.open(img, os.O_RDWR)
 for path, whole in ((big, True), (small, False)):
@@ -156,6 +161,7 @@ printf 'VERSION=1.0.1\n' >"$REL/channels/alpha"
 mkdir -p "$S/esp/EFI/BOOT"
 grub-editenv "$S/esp/EFI/BOOT/grubenv" create
 grub-editenv "$S/esp/EFI/BOOT/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0 B_TRIES=0 B_SUCCESSFUL=0
+cp "$S/esp/EFI/BOOT/grubenv" "$S/esp/EFI/BOOT/grubenv.bak"
 mkfs.vfat -C -F 32 -n EFI-SYSTEM "$S/esp.img" 34000 >/dev/null
 mcopy -s -m -Q -i "$S/esp.img" "$S/esp/EFI" ::/
 "$B/cairn-mkdisk" -o "$S/disk0.img" --size $((slot_mb * 2 + 48))M --seed bench \

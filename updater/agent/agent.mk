@@ -18,3 +18,7 @@ test-agent_LIBS = $(AGENT_LIBS)
 FUZZERS += fuzz-omaha-response
 fuzz-omaha-response_SRCS = tests/fuzz/fuzz-omaha-response.c updater/agent/omaha-client.c $(OMAHA_LIB_SRCS)
 fuzz-omaha-response_LIBS = $(OMAHA_LIBS)
+
+UNIT_TESTS += test-agent-delta
+test-agent-delta_SRCS = tests/unit/test-agent-delta.c $(AGENT_LIB_SRCS)
+test-agent-delta_LIBS = $(AGENT_LIBS)

@@ -86,10 +86,9 @@ static uint32_t src_chunk_len(const Job *j, uint32_t k) {
         return (uint32_t)MIN((uint64_t)j->cs, j->src_size - (uint64_t)k * j->cs);
 }
 
-/* A delta's choice for a non-zero chunk (s->raw, s->sha256 set; s->out holds the full encoding if out_len <
- * raw_len): COPY of the same-offset source chunk or of any source chunk with its bytes, else PATCH against the
- * source around the same offset if that is smaller than the full encoding. */
-static int delta_encode(Job *j, ZSTD_CCtx *zc, WorkerBufs *wb, uint32_t idx, Slot *s) {
+/* A delta's first choice for a non-zero chunk (s->raw, s->sha256 set): COPY of the same-offset source chunk or of
+ * any source chunk with its bytes. True when it is one (nothing to compress). */
+static bool delta_copy(Job *j, uint32_t idx, Slot *s) {
         int64_t from = -1;
         if (idx < j->src_count && src_chunk_len(j, idx) == s->raw_len &&
             memcmp(j->src_sha[idx], s->sha256, SHA256_SIZE) == 0)
@@ -102,8 +101,14 @@ static int delta_encode(Job *j, ZSTD_CCtx *zc, WorkerBufs *wb, uint32_t idx, Slo
                 s->ref_offset = (uint64_t)from * j->cs;
                 s->ref_len = s->raw_len;
                 memcpy(s->ref_sha256, s->sha256, SHA256_SIZE);
-                return 0;
+                return true;
         }
+        return false;
+}
+
+/* Else PATCH against the source around the same offset, if that is smaller than the full encoding already in
+ * s->out (out_len). */
+static int delta_patch(Job *j, ZSTD_CCtx *zc, WorkerBufs *wb, uint32_t idx, Slot *s) {
         uint64_t off = (uint64_t)idx * j->cs;
         uint64_t lo = off > j->delta_window ? off - j->delta_window : 0;
         uint64_t hi = MIN(off + s->raw_len + j->delta_window, j->src_size);
@@ -149,6 +154,8 @@ static int chunk_encode(Job *j, ZSTD_CCtx *zc, WorkerBufs *wb, uint32_t idx, Slo
         r = sha256(s->raw, s->raw_len, s->sha256);
         if (r < 0)
                 return r;
+        if (j->delta && delta_copy(j, idx, s))
+                return 0;
         size_t n = 0;
         if (j->compression == PAYLOAD_METHOD_ZSTD) {
                 if (j->delta) { /* patch_encode() changed the parameters */
@@ -173,7 +180,7 @@ static int chunk_encode(Job *j, ZSTD_CCtx *zc, WorkerBufs *wb, uint32_t idx, Slo
                 s->method = PAYLOAD_METHOD_NONE;
                 s->out_len = s->raw_len;
         }
-        return j->delta ? delta_encode(j, zc, wb, idx, s) : 0;
+        return j->delta ? delta_patch(j, zc, wb, idx, s) : 0;
 }
 
 static void *worker(void *arg) {

@@ -32,6 +32,17 @@ for p in "$dir"/cairn-"$VERSION"-*.cairn; do
                 [ "$want" = "$have" ] || die "payload '$p' does not match '$p.sha256': refusing to promote a changed file"
         fi
 done
+# Its delta payloads (payloads/VERSION/deltas/, made by ci/release.sh) stay where they are, served beside the full
+# one; a changed one is refused like a changed full payload.
+ndeltas=0
+for p in "$dir"/deltas/cairn-"$VERSION"-*-from-*.cairn; do
+        [ -f "$p" ] || continue
+        if [ -f "$p.sha256" ]; then
+                [ "$(cut -d' ' -f1 "$p.sha256")" = "$(sha256sum "$p" | cut -d' ' -f1)" ] ||
+                        die "delta '$p' does not match '$p.sha256': refusing to promote a changed file"
+        fi
+        ndeltas=$((ndeltas + 1))
+done
 
 mkdir -p "$RELDIR/channels"
 file=$RELDIR/channels/$CHANNEL
@@ -86,5 +97,10 @@ chmod 0644 "$tmp"
 sync "$tmp" 2>/dev/null || true
 mv -f "$tmp" "$file"
 trap - EXIT
+# The channel's history, newest last: ci/release.sh makes the next release's deltas from its last entries.
+mkdir -p "$RELDIR/history"
+if [ "$(tail -n 1 "$RELDIR/history/$CHANNEL" 2>/dev/null)" != "$VERSION" ]; then
+        echo "$VERSION" >>"$RELDIR/history/$CHANNEL"
+fi
 sync "$RELDIR/channels" 2>/dev/null || true
-echo "promote: channel '$CHANNEL' -> $VERSION${old_version:+ (was $old_version)}"
+echo "promote: channel '$CHANNEL' -> $VERSION${old_version:+ (was $old_version)}$([ $ndeltas -gt 0 ] && echo ", $ndeltas delta payload(s) kept")"

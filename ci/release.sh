@@ -15,8 +15,14 @@
 #             every reboot.
 #   --reldir  default $CAIRN_RELDIR or out/releases
 #   --channel default alpha ("" to publish without touching any channel)
-# Writes RELDIR/payloads/VERSION/cairn-VERSION-BOARD.cairn (+ .sha256) atomically; a published payload is
-# never replaced.
+#   --deltas N  also make delta payloads from the last N releases of the channel (default $CAIRN_DELTAS, else 2;
+#             0: none): the channel's history (RELDIR/history/CHANNEL, written by ci/promote.sh), or, before the
+#             channel has one, the newest published versions older than VERSION. A delta needs the older
+#             payload to verify with the public keys beside the signing keys.
+#   --delta-window N, --delta-level N  passed to `cairn-release delta` (--window, --level)
+# Writes RELDIR/payloads/VERSION/cairn-VERSION-BOARD.cairn (+ .sha256) atomically, and its deltas as
+# RELDIR/payloads/VERSION/deltas/cairn-VERSION-BOARD-from-OLD.cairn (+ .sha256), all before the channel is moved;
+# a published payload is never replaced.
 set -euo pipefail
 die() { echo "release: $*" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +31,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=$1; shift
 IMAGE=${CAIRN_USR_IMAGE:-} KEYS=() BOARD= RELDIR=${CAIRN_RELDIR:-out/releases} CHANNEL=alpha
 [ -n "${CAIRN_RELEASE_KEY:-}" ] && KEYS=("$CAIRN_RELEASE_KEY")
-keys_given=0 board_given=0 REVOKE=()
+keys_given=0 board_given=0 REVOKE=() DELTAS=${CAIRN_DELTAS:-2} DELTA_OPTS=()
 while [ $# -gt 0 ]; do
         case $1 in
         --image) IMAGE=$2; shift 2 ;;
@@ -34,10 +40,14 @@ while [ $# -gt 0 ]; do
         --board) BOARD=$2; board_given=1; shift 2 ;;
         --reldir) RELDIR=$2; shift 2 ;;
         --channel) CHANNEL=$2; shift 2 ;;
+        --deltas) DELTAS=$2; shift 2 ;;
+        --delta-window) DELTA_OPTS+=(--window "$2"); shift 2 ;;
+        --delta-level) DELTA_OPTS+=(--level "$2"); shift 2 ;;
         *) die "unknown option '$1'" ;;
         esac
 done
 [[ $VERSION =~ ^[0-9]{1,9}(\.[0-9]{1,9}){0,7}$ ]] || die "version '$VERSION' is not dotted numeric (e.g. 1.2.3)"
+[[ $DELTAS =~ ^[0-9]{1,2}$ ]] || die "--deltas '$DELTAS' must be a number 0..99"
 [ $board_given = 0 ] || [[ $BOARD =~ ^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$ ]] || die "board '$BOARD' must be 1-64 of [A-Za-z0-9._-]"
 if [ -z "$IMAGE" ]; then
         # Build the release's /usr image (reproducible: same commit, same bytes).
@@ -135,6 +145,57 @@ for k in "${KEYS[@]}"; do
 done
 if [ $signed_trusted = 0 ]; then
         echo "release: warning: no signing key (${KEYS[*]}) is trusted by '$IMAGE' ($(ls "$tmp/trusted" | tr '\n' ' ')in /usr/share/cairn/keys); hosts running this image will refuse the releases that follow it unless they are signed by one of those keys too (build the image with CAIRN_KEYS_DIR)" >&2
+fi
+
+# Deltas from the channel's last releases (or the newest older ones), made against their published payloads.
+vsort() { sort -t. -k1,1n -k2,2n -k3,3n -k4,4n -k5,5n -k6,6n -k7,7n -k8,8n; }
+older() { # VERSION → 0 if it is older than the release being made
+        [ "$1" != "$VERSION" ] && [ "$(printf '%s\n%s\n' "$1" "$VERSION" | vsort | tail -n 1)" = "$VERSION" ]
+}
+froms=()
+if [ "$DELTAS" -gt 0 ]; then
+        hist=$RELDIR/history/$CHANNEL
+        cands=()
+        if [ -n "$CHANNEL" ] && [ -s "$hist" ]; then
+                mapfile -t cands < <(tac "$hist" | awk '!seen[$0]++')
+        else
+                mapfile -t cands < <(ls "$RELDIR/payloads" 2>/dev/null | grep -E '^[0-9]{1,9}(\.[0-9]{1,9}){0,7}$' | vsort -r)
+        fi
+        for v in "${cands[@]}"; do
+                [ ${#froms[@]} -lt "$DELTAS" ] || break
+                older "$v" || continue
+                [ -f "$RELDIR/payloads/$v/cairn-$v-$BOARD.cairn" ] || continue
+                froms+=("$v")
+        done
+fi
+if [ ${#froms[@]} -gt 0 ] && ! ls "$tmp/keys"/*.pub >/dev/null 2>&1; then
+        echo "release: warning: no KEY.pub beside the signing keys: no delta payloads (the older payloads cannot be verified)" >&2
+        froms=()
+fi
+mkdir "$tmp/deltas"
+for v in "${froms[@]}"; do
+        dname=cairn-$VERSION-$BOARD-from-$v.cairn
+        if "$RELEASE" delta --from "$RELDIR/payloads/$v/cairn-$v-$BOARD.cairn" --to "$tmp/$name" --keys "$tmp/keys" \
+                "${keyargs[@]}" ${DELTA_OPTS[@]+"${DELTA_OPTS[@]}"} -o "$tmp/deltas/$dname" >&2 &&
+                "$RELEASE" verify --keys "$tmp/keys" --source "$RELDIR/payloads/$v/cairn-$v-$BOARD.cairn" \
+                        "$tmp/deltas/$dname" >/dev/null; then
+                (cd "$tmp/deltas" && sha256sum "$dname" >"$dname.sha256")
+        else
+                echo "release: warning: no delta from $v (see above); hosts on $v get the full payload" >&2
+                rm -f "$tmp/deltas/$dname"
+        fi
+done
+if ls "$tmp/deltas"/*.cairn >/dev/null 2>&1; then
+        mkdir -p "$dir/deltas"
+        for d in "$tmp/deltas"/*.cairn; do
+                b=$(basename "$d")
+                [ -e "$dir/deltas/$b" ] && { echo "release: '$dir/deltas/$b' is already published; kept" >&2; continue; }
+                sync "$d" "$d.sha256" 2>/dev/null || true
+                mv "$d.sha256" "$dir/deltas/$b.sha256"
+                mv "$d" "$dir/deltas/$b"
+                echo "release: published delta '$dir/deltas/$b' ($(stat -c %s "$dir/deltas/$b") bytes)"
+        done
+        sync "$dir/deltas" 2>/dev/null || true
 fi
 
 (cd "$tmp" && sha256sum "$name" >"$name.sha256")

@@ -41,6 +41,10 @@ struct ext4w {
         uint8_t *block; /* one block, for sparse detection */
         uint64_t sb_offsets[MAX_SB_COPIES];
         size_t n_sb;
+        /* Placement padding (see place_pad()): free blocks held back while files are written, released at the end. */
+        struct { blk64_t start, len; } *pads;
+        size_t n_pads;
+        blk64_t padded;
 };
 
 /* ---- errors: the one place errcode_t becomes -errno ---- */
@@ -459,6 +463,44 @@ static int write_data(struct ext4w *w, ext2_ino_t ino, const char *path, uint64_
         return r;
 }
 
+/* ---- placement: files that span whole payload chunks start on a chunk boundary, and so does what follows ----
+ * Blocks are otherwise allocated first-free in stream order, so a file that grows by one block moves every file
+ * written after it, and a delta between two releases then finds none of those files at their old offsets. A file
+ * of at least PLACE_ALIGN blocks (1 MiB, the payload's default chunk size) therefore starts at the next 1 MiB
+ * boundary, and the free blocks after its end up to the next boundary are held back while the rest is written:
+ * it can grow (or shrink) within its last MiB without moving anything behind it. Small files still pack. At most
+ * 1/16 of the filesystem is held back (fit mode's estimate has 10 % slack); the held blocks are free again in the
+ * finished image. Deterministic: the same stream gives the same layout. */
+#define PLACE_ALIGN 256u
+#define PLACE_MAX_SHARE 16u
+
+static int place_pad(struct ext4w *w) {
+        ext2_filsys fs = w->fs;
+        blk64_t first = fs->super->s_first_data_block, last = ext2fs_blocks_count(fs->super) - 1, f;
+        if (ext2fs_find_first_zero_block_bitmap2(fs->block_map, first, last, &f))
+                return 0; /* full: nothing to hold back */
+        blk64_t a = MIN((f + PLACE_ALIGN - 1) / PLACE_ALIGN * PLACE_ALIGN, last + 1), n = a - f;
+        if (n == 0 || w->padded + n > ext2fs_blocks_count(fs->super) / PLACE_MAX_SHARE ||
+            !ext2fs_test_block_bitmap_range2(fs->block_map, f, (unsigned)n))
+                return 0;
+        void *np = realloc(w->pads, (w->n_pads + 1) * sizeof *w->pads);
+        if (!np)
+                return img_err_set(w->err, -ENOMEM, "out of memory");
+        w->pads = np;
+        w->pads[w->n_pads].start = f;
+        w->pads[w->n_pads++].len = n;
+        w->padded += n;
+        ext2fs_mark_block_bitmap_range2(fs->block_map, f, (unsigned)n);
+        return 0;
+}
+
+static void place_release(struct ext4w *w) {
+        for (size_t i = 0; i < w->n_pads; i++)
+                ext2fs_unmark_block_bitmap_range2(w->fs->block_map, w->pads[i].start, (unsigned)w->pads[i].len);
+        w->n_pads = 0;
+        w->padded = 0;
+}
+
 static int add_inode(struct ext4w *w, const struct img_entry *ie, ext2_ino_t parent, const char *name, struct img_data *data) {
         const char *path = ie->path;
         uint32_t type = ie->mode & S_IFMT, mode = type | (ie->mode & 07777);
@@ -516,8 +558,15 @@ static int add_inode(struct ext4w *w, const struct img_entry *ie, ext2_ino_t par
                 return r;
         if ((r = set_xattrs(w, ino, path, ie->xattrs, ie->n_xattrs)) < 0)
                 return r;
-        if (type == S_IFREG && data)
-                return write_data(w, ino, path, ie->size, data);
+        if (type == S_IFREG && data) {
+                bool big = ie->size >= (uint64_t)PLACE_ALIGN * EXT4W_BLOCK_SIZE;
+                if (big && (r = place_pad(w)) < 0)
+                        return r;
+                r = write_data(w, ino, path, ie->size, data);
+                if (r >= 0 && big)
+                        r = place_pad(w);
+                return r;
+        }
         return 0;
 }
 
@@ -637,6 +686,7 @@ static void ext4w_free(struct ext4w *w) {
         outfile_forget(w->tmp_slot);
         map_free(&w->map);
         free(w->block);
+        free(w->pads);
         free(w->tmp_path);
         free(w->out_path);
         free(w);
@@ -856,6 +906,7 @@ static int stamp_superblocks(struct ext4w *w) {
 }
 
 int ext4w_finish(struct ext4w *w) {
+        place_release(w);
         int r = stamp_all_inodes(w);
         errcode_t e = 0;
         if (r >= 0 && (e = ext2fs_set_gdt_csum(w->fs)))

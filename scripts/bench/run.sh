@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 rc=0
-for b in mkimage payload server apply verity lock fleetlock tpm; do
+for b in mkimage payload server apply delta verity lock fleetlock tpm; do
         [ -n "${BENCH:-}" ] && [ "$BENCH" != "$b" ] && continue
         [ -x "scripts/bench/$b.sh" ] || [ -f "scripts/bench/$b.sh" ] || continue
         echo "== $b"

@@ -1,4 +1,5 @@
-/* tests/fuzz/fuzz-manifest.c — libFuzzer target for the payload header, signature block and manifest parser. */
+/* tests/fuzz/fuzz-manifest.c — libFuzzer target for the payload header, signature block and manifest parser
+ * (full payloads, format 1, and delta payloads, format 2). */
 #include <stdint.h>
 
 #include "payload/payload.h"
@@ -11,6 +12,10 @@ static bool ready;
 static const char pub_pem[] = "-----BEGIN PUBLIC KEY-----\n"
                               "MCowBQYDK2VwAyEA56ZEXq//tYldbztIuLJj6Cxx7COi0x/ZKYwYrKSSbL0=\n"
                               "-----END PUBLIC KEY-----\n";
+/* The same for the delta (format 2) seeds, delta-*.cairn. */
+static const char pub_delta_pem[] = "-----BEGIN PUBLIC KEY-----\n"
+                                    "MCowBQYDK2VwAyEAKwkOghlHVFsovXKoxRXrlvpjXweDB8UW7JIOhf2mtVM=\n"
+                                    "-----END PUBLIC KEY-----\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!ready) {
@@ -18,6 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 EVP_PKEY *k = NULL;
                 if (key_parse_public(pub_pem, sizeof pub_pem - 1, &k) < 0 || keyring_add(&ring, k) < 0)
                         __builtin_trap(); /* the embedded key must load */
+                if (key_parse_public(pub_delta_pem, sizeof pub_delta_pem - 1, &k) < 0 || keyring_add(&ring, k) < 0)
+                        __builtin_trap();
                 ready = true;
         }
         if (size > PAYLOAD_PREFIX_MAX)
@@ -42,6 +49,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         const PayloadChunk *c = &p->chunks[i];
                         if (c->raw_len <= sizeof out && c->offset <= size && c->stored_len <= size - c->offset)
                                 (void)payload_chunk_decode(p, i, data + c->offset, c->stored_len, out, c->raw_len);
+                        /* Delta chunks: the reference from the input's own bytes where it fits (its hash decides;
+                         * mutants of the seeds reach the checks behind it). */
+                        if (p->is_delta && c->raw_len <= sizeof out && c->offset <= size &&
+                            c->stored_len <= size - c->offset && c->ref_len <= size)
+                                (void)payload_chunk_decode_ref(p, i, data + c->offset, c->stored_len, data, c->ref_len,
+                                                               out, c->raw_len);
                 }
                 payload_free(p);
         }

@@ -81,11 +81,14 @@ PY
 )
         B_START=$((A_START + SLOT_MB * 2048))
 }
-fx_release() { # → $T/rel with 1.0.0 and 2.0.0 (alpha → 2.0.0)
+fx_release() { # → $T/rel with 1.0.0 and 2.0.0 (alpha → 2.0.0), and the delta 1.0.0 → 2.0.0 when FX_DELTAS > 0
         "$B/cairn-keygen" -o "$T/release" >/dev/null
         "$B/cairn-keygen" -o "$T/other" >/dev/null
-        ci/release.sh 1.0.0 --image "$T/v1.img" --key "$T/release.key" --reldir "$T/rel" --channel stable >/dev/null
-        ci/release.sh 2.0.0 --image "$T/v2.img" --key "$T/release.key" --reldir "$T/rel" >/dev/null
+        # FX_DELTAS: delta payloads ci/release.sh makes (0 by default here: these tests measure the full payload and
+        # chunk reuse; 57-agent-delta.sh sets it).
+        ci/release.sh 1.0.0 --image "$T/v1.img" --key "$T/release.key" --reldir "$T/rel" --channel stable \
+                --deltas "${FX_DELTAS:-0}" >/dev/null
+        ci/release.sh 2.0.0 --image "$T/v2.img" --key "$T/release.key" --reldir "$T/rel" --deltas "${FX_DELTAS:-0}" >/dev/null
         P2=$T/rel/payloads/2.0.0/cairn-2.0.0-amd64.cairn
 }
 fx_server() { # [extra cairn-server options]

@@ -145,6 +145,8 @@ expect_fault "server down" "update check: .*(Couldn't connect|Connection refused
 
 # ---- slot device that fails writes: a loop device over a disk image on a nearly full tmpfs ----
 mode '{"payload": "'"$P2"'", "version": "2.0.0"}'
+# The whole slot must be written (not the rest after the reset above's resume point, which may fit in the slack).
+sed -i '/^RESUME_/d' "$R/var/lib/cairn/state"
 if mkdir -p "$T/tiny" && mount -t tmpfs -o size=$(( $(du -k "$T/disk.img" | cut -f1) + 2048 ))k tmpfs "$T/tiny" 2>/dev/null; then
         FX_MOUNTS="$T/tiny"
         cp --sparse=always "$T/disk.img" "$T/tiny/disk.img"

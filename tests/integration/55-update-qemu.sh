@@ -2,7 +2,7 @@
 # tests/integration/55-update-qemu.sh — the update flow end to end (issue: update agent), in QEMU (OVMF, TCG):
 # the VM boots v1 (out/cairn.img); the host runs cairn-server with v2 in channel alpha, reachable from the
 # guest only through QEMU user networking (guestfwd 10.0.2.100:80 → 127.0.0.1:PORT, restrict=on). The agent
-# updates, reboots, boots v2 from slot B, passes its health gate and marks the slot good; the server's
+# updates by delta (ci/release.sh makes v1 → v2), reboots, boots v2 from slot B, passes its health gate and marks the slot good; the server's
 # instance table shows the machine on v2. Then a v3 whose initramfs is garbage (the kernel panics) is
 # released: the agent installs it into slot A, reboots, the attempt fails, GRUB falls back to v2 by itself,
 # the agent reports v3 as failed and does not install it again.
@@ -81,7 +81,11 @@ instances | python3 -c 'import json,sys; d=json.load(sys.stdin); m=sys.argv[1]; 
 rows=d if isinstance(d,list) else d.get("instances",d)
 assert any(r.get("machine_id")==m and r.get("version")==v for r in rows), d' "$MID" "$V2" ||
         fail "the server does not show machine $MID on $V2: $(instances)"
-echo "ok: updated to $V2 and marked good; the server shows it"
+# ci/release.sh made the delta $V1 → $V2 and the agent (delta_okay="true") got it, not the full payload.
+grep -q "GET /payloads/$V2/deltas/cairn-$V2-amd64-usr-from-$V1.cairn 20[06]" "$W/server.log" ||
+        fail "the guest did not fetch the delta $V1 → $V2: $(grep GET "$W/server.log" | tail -n 5)"
+grep -q "GET /payloads/$V2/cairn-$V2-amd64-usr.cairn " "$W/server.log" && fail "the guest fetched the full $V2 payload too"
+echo "ok: updated to $V2 by delta ($(stat -c %s "$REL/payloads/$V2/deltas/cairn-$V2-amd64-usr-from-$V1.cairn") of $(stat -c %s "$REL/payloads/$V2/cairn-$V2-amd64-usr.cairn") bytes) and marked good; the server shows it"
 # dm-verity: B runs from /dev/mapper/usr with the root hash v2's manifest signed (docs/verity.md).
 R2=$("$B/cairn-release" inspect --json "$REL/payloads/$V2/cairn-$V2-amd64-usr.cairn" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["verity_root_hash"])')

@@ -332,6 +332,57 @@ static void test_out_of_inodes(void) {
         CHECK_EQ(err.inodes, 0);
 }
 
+/* Placement: a file of >= 1 MiB starts on a 1 MiB boundary and the rest of its last MiB is held back, so when it
+ * grows by a few blocks the files after it keep their blocks (test against debugfs's extent list). */
+static void place_tree(const char *dir, size_t grow) {
+        char p[700];
+        CHECK(mkdir(dir, 0755) == 0);
+        size_t n = (2u << 20) + 10000 + grow;
+        size_t cap = MAX(n, (size_t)(3u << 20) + 5);
+        uint8_t *buf = malloc(cap);
+        for (size_t i = 0; i < cap; i++)
+                buf[i] = (uint8_t)(i * 7 + i / 4096);
+        snprintf(p, sizeof p, "%s/a-big", dir);
+        CHECK(write_file_atomic(p, buf, n, 0644) == 0);
+        snprintf(p, sizeof p, "%s/b-small", dir);
+        CHECK(write_file_atomic(p, "small\n", 6, 0644) == 0);
+        snprintf(p, sizeof p, "%s/c-big", dir);
+        CHECK(write_file_atomic(p, buf, (3u << 20) + 5, 0644) == 0);
+        free(buf);
+}
+
+static unsigned long first_block(const char *image, const char *path) {
+        const char *o = sh("debugfs -R 'blocks %s' '%s' 2>/dev/null", path, image);
+        return strtoul(o, NULL, 10);
+}
+
+static void test_placement_stable(void) {
+        char d1[600], d2[600], i1[650], i2[650];
+        snprintf(d1, sizeof d1, "%s/place1", unit_tmpdir());
+        snprintf(d2, sizeof d2, "%s/place2", unit_tmpdir());
+        snprintf(i1, sizeof i1, "%s/place1.img", unit_tmpdir());
+        snprintf(i2, sizeof i2, "%s/place2.img", unit_tmpdir());
+        place_tree(d1, 0);
+        place_tree(d2, 5 * 4096); /* a-big grows by five blocks, as the 6.1.0-57 kernel did */
+        struct img_err err;
+        char *in1[] = { d1 }, *in2[] = { d2 };
+        CHECK_EQ(build(i1, "p", 64 << 20, in1, 1, &err), 0);
+        CHECK_EQ(build(i2, "p", 64 << 20, in2, 1, &err), 0);
+        unsigned long a1 = first_block(i1, "/a-big"), c1 = first_block(i1, "/c-big"), s1 = first_block(i1, "/b-small");
+        unsigned long a2 = first_block(i2, "/a-big"), c2 = first_block(i2, "/c-big"), s2 = first_block(i2, "/b-small");
+        CHECK(a1 > 0 && c1 > 0 && s1 > 0);
+        CHECK_EQ(a1 % 256, 0);
+        CHECK_EQ(c1 % 256, 0);
+        CHECK_EQ(s1 % 256, 0); /* the file after a big one starts after its held-back tail */
+        CHECK_EQ(a1, a2);
+        CHECK_EQ(s1, s2);
+        CHECK_EQ(c1, c2);
+        /* The held-back blocks are free in the finished image, and it is clean. */
+        CHECK_STREQ(sh("e2fsck -fn '%s' >/dev/null 2>&1; echo $?", i1), "0\n");
+        CHECK_STREQ(sh("e2fsck -fn '%s' >/dev/null 2>&1; echo $?", i2), "0\n");
+        CHECK(strstr(sh("debugfs -R 'testb %lu' '%s' 2>&1", a1 + 700, i1), "not in use") != NULL);
+}
+
 int main(void) {
         if (system("command -v debugfs >/dev/null && command -v e2fsck >/dev/null") != 0) {
                 printf("skip: debugfs/e2fsck not installed\n");
@@ -342,5 +393,6 @@ int main(void) {
         RUN(test_errors);
         RUN(test_empty_subdir);
         RUN(test_out_of_inodes);
+        RUN(test_placement_stable);
         return unit_main_end();
 }

@@ -428,8 +428,10 @@ static void test_flip_prefix(void) {
         buf[0] ^= 1;
         CHECK_EQ(payload_load(buf, len, &ring1, &(Payload *){NULL}), -EBADMSG);
         buf[0] ^= 1;
-        buf[8] = 2;
+        buf[8] = 3;
         CHECK_EQ(payload_load(buf, len, &ring1, &(Payload *){NULL}), -EPROTONOSUPPORT);
+        buf[8] = 2; /* the delta format in the header, a full payload's manifest (signed): they disagree */
+        CHECK_EQ(payload_load(buf, len, &ring1, &(Payload *){NULL}), -EBADMSG);
         buf[8] = 1;
         buf[32 + mlen + 8 + 8 + 5] ^= 0x20; /* inside the signature bytes */
         CHECK_EQ(payload_load(buf, len, &ring1, &(Payload *){NULL}), -EKEYREJECTED);

@@ -29,6 +29,8 @@ struct Agent {
         unsigned poll_interval; /* the server's PollInterval from the last good check; 0 = none */
         bool post_boot_done;    /* the post-boot gate ran to a verdict this boot (the daemon runs it once) */
         AgentReboot *reboot;    /* the reboot lifecycle's runtime (reboot.c) */
+        bool delta_refused;     /* ask with delta_okay="false" (the delta did not match the active slot) */
+        bool delta_mismatch;    /* set by do_update(): the delta's references are not in the active slot */
 };
 
 typedef struct Slots {

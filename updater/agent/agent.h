@@ -246,6 +246,7 @@ typedef struct AgentRequest {
         bool interactive;       /* installsource ondemandupdate instead of scheduler */
         bool updatecheck;
         bool ping;
+        bool delta_okay;        /* delta_okay="true": a delta payload from this version is welcome */
         int event_type;         /* 0: no event */
         int event_result;
         int event_errorcode;
@@ -327,6 +328,7 @@ typedef struct AgentApply {
         uint8_t readback_verity_root[SHA256_SIZE]; /* with a verity layout in the manifest: the root of the data */
         int errcode;               /* AGENT_EC_* of the failure */
         char error[AGENT_ERROR_MAX];
+        bool source_mismatch;      /* delta: -ESTALE, the active slot is not the delta's source (fall back to full) */
 } AgentApply;
 
 /* Write the image of a verified payload into the target: stream chunks, copy/zero/download per plan, check each
@@ -336,6 +338,16 @@ int agent_apply(AgentApply *a);
  * mismatch). agent_apply() re-reads and hashes the slot behind its writers as they advance (readback_done); if it
  * did not get to the end, the whole slot is re-read here. */
 int agent_apply_verify(AgentApply *a);
+/* ---- Delta payloads (delta.c) ---- */
+/* The plan for a delta payload (p->is_delta) from a->start_chunk on, after checking every COPY/PATCH reference in
+ * the active slot against its SHA-256 in the manifest: -ESTALE with source_mismatch set (and a->error naming the
+ * chunk) if one differs; nothing is downloaded before this. */
+int agent_delta_plan(AgentApply *a, uint8_t *actions, uint32_t *src);
+/* Decode chunk idx of a delta: its reference (if any) read from the active slot into ref (ref_len_max bytes),
+ * checked, then the output checked (payload_chunk_decode_ref). Errors are recorded in a. */
+int agent_delta_decode(AgentApply *a, uint32_t idx, const uint8_t *untrusted_stored, size_t len, uint8_t *ref,
+                       uint8_t *out);
+
 /* SHA-256 of [off, off+size) of fd. */
 int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZE]);
 

@@ -188,7 +188,7 @@ int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZ
 
 /* ---- the pipeline ---- */
 
-typedef enum JobKind { JOB_DECODE, JOB_COPY, JOB_ZERO } JobKind;
+typedef enum JobKind { JOB_DECODE, JOB_COPY, JOB_ZERO, JOB_DELTA /* decoded by delta.c */ } JobKind;
 
 typedef struct Job {
         bool busy;          /* owned by the producer or queued/being worked on */
@@ -197,6 +197,7 @@ typedef struct Job {
         size_t filled;
         uint8_t *untrusted_stored; /* chunk bytes as received (chunk_size) */
         uint8_t *raw;              /* decoded bytes (chunk_size) */
+        uint8_t *ref;              /* delta payloads: a reference read from the active slot (delta.c) */
 } Job;
 
 typedef struct Pipeline {
@@ -249,7 +250,18 @@ static int run_job(Pipeline *pl, Job *j) {
         const PayloadChunk *c = &p->chunks[j->idx];
         uint64_t dst = a->target_off + (uint64_t)j->idx * p->chunk_size;
         int r;
-        switch (j->kind) {
+        JobKind kind = j->kind;
+        if (p->is_delta && kind != JOB_ZERO) {
+                /* delta: a COPY chunk or a downloaded PATCH/full one, each with its reference checked (delta.c) */
+                r = agent_delta_decode(a, j->idx, j->untrusted_stored, kind == JOB_DECODE ? j->filled : 0, j->ref,
+                                       j->raw);
+                if (r < 0)
+                        return r;
+                kind = JOB_DELTA;
+        }
+        switch (kind) {
+        case JOB_DELTA:
+                break;
         case JOB_DECODE:
                 r = payload_chunk_decode(p, j->idx, j->untrusted_stored, j->filled, j->raw, c->raw_len);
                 if (r < 0)
@@ -714,13 +726,20 @@ int agent_apply(AgentApply *a) {
                 return -ENOMEM;
         AgentIndex idx = { 0 };
         int r;
-        if (a->active_size) {
-                r = agent_index_build(a->fd, a->active_off, a->active_size, p->chunk_size, &idx);
+        a->source_mismatch = false;
+        if (p->is_delta) {
+                r = agent_delta_plan(a, actions, src); /* delta.c: checks every reference first */
                 if (r < 0)
-                        return apply_fail(a, r, "reading the active slot: %s", strerror(-r));
+                        return r;
+        } else {
+                if (a->active_size) {
+                        r = agent_index_build(a->fd, a->active_off, a->active_size, p->chunk_size, &idx);
+                        if (r < 0)
+                                return apply_fail(a, r, "reading the active slot: %s", strerror(-r));
+                }
+                agent_plan(p, a->active_size ? &idx : NULL, a->start_chunk, actions, src);
+                agent_index_free(&idx);
         }
-        agent_plan(p, a->active_size ? &idx : NULL, a->start_chunk, actions, src);
-        agent_index_free(&idx);
 
         Pipeline pl = { .a = a, .actions = actions, .src = src, .frontier = a->start_chunk };
         pthread_mutex_init(&pl.lock, NULL);
@@ -729,7 +748,9 @@ int agent_apply(AgentApply *a) {
         for (size_t i = 0; i < APPLY_SLOTS && r >= 0; i++) {
                 pl.jobs[i].untrusted_stored = malloc(p->chunk_size);
                 pl.jobs[i].raw = malloc(p->chunk_size);
-                if (!pl.jobs[i].untrusted_stored || !pl.jobs[i].raw)
+                if (p->is_delta)
+                        pl.jobs[i].ref = malloc(MIN((uint64_t)PAYLOAD_REF_CHUNKS_MAX * p->chunk_size, PAYLOAD_REF_MAX));
+                if (!pl.jobs[i].untrusted_stored || !pl.jobs[i].raw || (p->is_delta && !pl.jobs[i].ref))
                         r = -ENOMEM;
         }
         for (size_t i = 0; i < APPLY_WORKERS && r >= 0; i++) {
@@ -755,6 +776,7 @@ int agent_apply(AgentApply *a) {
         for (size_t i = 0; i < APPLY_SLOTS; i++) {
                 free(pl.jobs[i].untrusted_stored);
                 free(pl.jobs[i].raw);
+                free(pl.jobs[i].ref);
         }
         pthread_mutex_destroy(&pl.lock);
         pthread_cond_destroy(&pl.cond);

@@ -17,7 +17,7 @@
 static void fill_request(Agent *a, AgentRequest *rq, bool interactive) {
         *rq = (AgentRequest){ .appid = AGENT_APPID, .version = a->os_version, .track = a->cfg.group,
                               .machineid = a->machine_id, .board = a->board, .bootid = a->boot_id, .oem = a->oem,
-                              .interactive = interactive };
+                              .interactive = interactive, .delta_okay = !a->o.no_delta && !a->delta_refused };
 }
 
 static int post_request(Agent *a, const AgentRequest *rq, OmahaResponse **ret) {

@@ -27,7 +27,7 @@ int agent_omaha_request_xml(const AgentRequest *r, Buf *out) {
         attr(out, "lang", "en-US");
         attr(out, "board", r->board);
         attr(out, "hardware_class", "");
-        attr(out, "delta_okay", "false");
+        attr(out, "delta_okay", r->delta_okay ? "true" : "false");
         buf_puts(out, ">");
         if (r->ping)
                 buf_puts(out, "<ping active=\"1\"></ping>");

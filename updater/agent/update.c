@@ -11,6 +11,7 @@
 #include "fileio.h"
 #include "gpt.h"
 #include "kvfile.h"
+#include "log.h"
 
 /* The update_engine error code (action_processor.h) of the failure in a->err for event 3/0: the one set where it
  * happened, else derived from the errno. */
@@ -184,6 +185,8 @@ static int do_update(Agent *a, bool interactive, bool force, AgentOffer *offer) 
                 return agent_fail(a, r, "applying %s to slot %c: interrupted; %" PRIu32 " of %" PRIu32 " chunks are written "
                             "and kept, the next run resumes there", p->version, bootcfg_slot_name(target),
                             a->st.resume_next, p->chunk_count);
+        if (r == -ESTALE && ap.source_mismatch)
+                a->delta_mismatch = true; /* agent_update() falls back to the full payload */
         if (r < 0)
                 return agent_failc(a, ap.errcode, r, "applying %s to slot %c: %s", p->version, bootcfg_slot_name(target),
                              ap.error);
@@ -228,7 +231,20 @@ int agent_update(Agent *a, bool interactive, bool force) {
                 return lr; /* nothing written: the state belongs to the holder */
         AgentOffer offer = { 0 };
         a->errcode = 0;
+        a->delta_mismatch = false;
         int r = do_update(a, interactive, force, &offer);
+        if (r == -ESTALE && a->delta_mismatch) {
+                /* The delta was made against another release than the one in the active slot (or the slot was
+                 * changed): nothing of it beyond its manifest was downloaded. Ask again for the full payload. */
+                log_msg("delta payload '%s' does not match the active slot: %s; falling back to the full payload",
+                        agent_offer_url(&offer), a->err);
+                a->delta_refused = true;
+                a->err[0] = 0;
+                a->errcode = 0;
+                offer = (AgentOffer){ 0 };
+                r = do_update(a, interactive, force, &offer);
+                a->delta_refused = false;
+        }
         if (r == -ECANCELED || (r < 0 && agent_cancelled())) {
                 /* Stopped (SIGTERM): not a failure of the update. The resume record is saved; no event. */
                 agent_strf(a->st.last_error, sizeof a->st.last_error, "%s", a->err);

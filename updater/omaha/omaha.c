@@ -145,10 +145,13 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs) {
                         { "oem", offsetof(OmahaApp, oem) },
                         { "alephversion", offsetof(OmahaApp, alephversion) },
                 };
-                for (const XML_Char **a = attrs; a[0]; a += 2)
+                for (const XML_Char **a = attrs; a[0]; a += 2) {
                         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                                 if (strcmp(a[0], fields[i].name) == 0)
                                         r = r ?: copy_attr((char *)app + fields[i].off, a[1]);
+                        if (strcmp(a[0], "delta_okay") == 0)
+                                app->delta_okay = strcmp(a[1], "true") == 0;
+                }
         } else if (s->depth == 3 && s->app) {
                 if (strcmp(name, "ping") == 0)
                         s->app->ping = true;

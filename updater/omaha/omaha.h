@@ -51,6 +51,7 @@ typedef struct OmahaApp {
         char alephversion[OMAHA_ATTR_MAX + 1];
         bool ping;
         bool updatecheck;
+        bool delta_okay;        /* delta_okay="true": the host can apply a delta payload (update_engine's attribute) */
         size_t n_events;
         OmahaEvent events[OMAHA_MAX_EVENTS];
 } OmahaApp;

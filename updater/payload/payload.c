@@ -21,6 +21,8 @@ static const char *const method_names[_PAYLOAD_METHOD_MAX] = {
         [PAYLOAD_METHOD_ZSTD] = "zstd",
         [PAYLOAD_METHOD_ZLIB] = "zlib",
         [PAYLOAD_METHOD_ZERO] = "zero",
+        [PAYLOAD_METHOD_COPY] = "copy",
+        [PAYLOAD_METHOD_PATCH] = "patch",
 };
 
 const char *payload_method_to_string(PayloadMethod m) {
@@ -29,7 +31,7 @@ const char *payload_method_to_string(PayloadMethod m) {
 
 int payload_method_from_string(const char *s) {
         for (int i = 0; i < _PAYLOAD_METHOD_MAX; i++)
-                if (i != PAYLOAD_METHOD_ZERO && strcmp(s, method_names[i]) == 0)
+                if (i <= PAYLOAD_METHOD_ZLIB && strcmp(s, method_names[i]) == 0)
                         return i;
         return -EINVAL;
 }
@@ -47,6 +49,8 @@ const char *payload_strerror(int r) {
         case ENOTUNIQ: return "duplicate signatures (same key id twice)";
         case EILSEQ: return "data does not match the signed manifest (corrupt chunk or image)";
         case EFBIG: return "declared image size exceeds the format's maximum (64 GiB)";
+        case ESTALE: return "the source slot is not the release this delta was made from (reference bytes differ)";
+        case EDESTADDRREQ: return "a delta payload needs its source image";
         default: return strerror(r < 0 ? -r : r);
         }
 }
@@ -65,16 +69,18 @@ typedef struct Prefix {
         const uint8_t *manifest;
         uint32_t manifest_len;
         uint32_t sigblock_len;
+        uint32_t format;
         uint32_t n_sigs;
         PayloadSignature sigs[PAYLOAD_SIGNATURES_MAX];
 } Prefix;
 
-static int header_parse(const uint8_t *h, size_t len, uint32_t *ret_mlen, uint32_t *ret_slen) {
+static int header_parse(const uint8_t *h, size_t len, uint32_t *ret_mlen, uint32_t *ret_slen, uint32_t *ret_format) {
         if (len < PAYLOAD_HEADER_SIZE)
                 return -ENODATA;
         if (memcmp(h, PAYLOAD_MAGIC, 8) != 0)
                 return -EBADMSG;
-        if (get_le32(h + 8) != PAYLOAD_FORMAT_VERSION)
+        uint32_t format = get_le32(h + 8);
+        if (format != PAYLOAD_FORMAT_VERSION && format != PAYLOAD_FORMAT_DELTA)
                 return -EPROTONOSUPPORT;
         if (get_le32(h + 12) != PAYLOAD_HEADER_SIZE || !all_zero(h + 24, 8))
                 return -EBADMSG;
@@ -85,12 +91,14 @@ static int header_parse(const uint8_t *h, size_t len, uint32_t *ret_mlen, uint32
                 return -EBADMSG;
         *ret_mlen = mlen;
         *ret_slen = slen;
+        if (ret_format)
+                *ret_format = format;
         return 0;
 }
 
 int payload_prefix_size(const void *untrusted_header, size_t len, size_t *ret_size) {
         uint32_t mlen, slen;
-        int r = header_parse(untrusted_header, len, &mlen, &slen);
+        int r = header_parse(untrusted_header, len, &mlen, &slen, NULL);
         if (r < 0)
                 return r;
         *ret_size = (size_t)PAYLOAD_HEADER_SIZE + mlen + slen;
@@ -100,7 +108,7 @@ int payload_prefix_size(const void *untrusted_header, size_t len, size_t *ret_si
 /* Split the prefix into manifest bytes and signature entries. Nothing from the manifest is read here. */
 static int prefix_parse(const uint8_t *buf, size_t len, Prefix *ret) {
         Prefix p = {};
-        int r = header_parse(buf, len, &p.manifest_len, &p.sigblock_len);
+        int r = header_parse(buf, len, &p.manifest_len, &p.sigblock_len, &p.format);
         if (r < 0)
                 return r;
         if (len < (size_t)PAYLOAD_HEADER_SIZE + p.manifest_len + p.sigblock_len)
@@ -128,12 +136,47 @@ static int prefix_parse(const uint8_t *buf, size_t len, Prefix *ret) {
         return 0;
 }
 
+/* The reference fields of a delta chunk entry (offsets 56..104): only COPY and PATCH have one; COPY's is exactly
+ * the chunk's bytes (same length, same SHA-256); a PATCH reference is 1 … ref_len_max(cs) bytes. Every reference
+ * is 4 KiB-aligned and lies inside the source image. */
+static int ref_parse(const uint8_t *e, PayloadChunk *c, uint32_t cs, uint64_t source_size) {
+        c->ref_offset = get_le64(e + 56);
+        c->ref_len = get_le32(e + 64);
+        memcpy(c->ref_sha256, e + 72, SHA256_SIZE);
+        if (!all_zero(e + 68, 4))
+                return -EBADMSG;
+        if (c->method != PAYLOAD_METHOD_COPY && c->method != PAYLOAD_METHOD_PATCH)
+                return all_zero(e + 56, PAYLOAD_CHUNK_ENTRY_SIZE_DELTA - 56) ? 0 : -EBADMSG;
+        if (c->ref_len == 0 || c->ref_len > ref_len_max(cs) || c->ref_offset % PAYLOAD_CHUNK_SIZE_ALIGN ||
+            c->ref_offset > source_size || c->ref_len > source_size - c->ref_offset)
+                return -EBADMSG;
+        if (c->method == PAYLOAD_METHOD_COPY &&
+            (c->ref_len != c->raw_len || memcmp(c->ref_sha256, c->sha256, SHA256_SIZE) != 0))
+                return -EBADMSG;
+        return 0;
+}
+
 /* Parse manifest bytes (verified by the caller, or explicitly unverified) into a Payload. */
-static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payload **ret_payload) {
+static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, uint32_t format, Payload **ret_payload) {
         if (mlen < PAYLOAD_MANIFEST_FIXED_SIZE || memcmp(m, MANIFEST_MAGIC, 4) != 0)
                 return -EBADMSG;
-        if (get_le32(m + 4) != PAYLOAD_FORMAT_VERSION)
+        uint32_t mv = get_le32(m + 4);
+        if (mv != PAYLOAD_FORMAT_VERSION && mv != PAYLOAD_FORMAT_DELTA)
                 return -EPROTONOSUPPORT;
+        if (mv != format)
+                return -EBADMSG; /* the header and the signed manifest disagree about what this is */
+        bool delta = mv == PAYLOAD_FORMAT_DELTA;
+        size_t fixed = manifest_fixed_size(delta), esize = chunk_entry_size(delta);
+        if (mlen < fixed)
+                return -EBADMSG;
+        uint64_t source_size = 0;
+        if (delta) {
+                source_size = get_le64(m + 224);
+                if (source_size > PAYLOAD_IMAGE_SIZE_MAX)
+                        return -EFBIG;
+                if (source_size == 0 || !all_zero(m + 232, 8))
+                        return -EBADMSG;
+        }
 
         uint64_t image_size = get_le64(m + 8);
         uint32_t cs = get_le32(m + 48), count = get_le32(m + 52);
@@ -149,7 +192,7 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
         if (!chunk_size_valid(cs) || count == 0 || image_size == 0 ||
             (image_size + cs - 1) / cs != count)
                 return -EBADMSG;
-        if (compression >= _PAYLOAD_METHOD_MAX || compression == PAYLOAD_METHOD_ZERO)
+        if (compression > PAYLOAD_METHOD_ZLIB)
                 return -EBADMSG;
         if ((flags & ~(MANIFEST_FLAG_VERITY | MANIFEST_FLAG_VERITY_LAYOUT)) || !all_zero(m + 216, 8))
                 return -EBADMSG;
@@ -166,14 +209,14 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
                         return -ERANGE;
         } else if (salt_len != 0 || hash_offset != 0)
                 return -EBADMSG;
-        if (manifest_size(vlen, blen, nrev, salt_len, count) != mlen)
+        if (manifest_size_v(delta, vlen, blen, nrev, salt_len, count) != mlen)
                 return -EBADMSG;
         if (data_offset != (uint64_t)PAYLOAD_HEADER_SIZE + mlen + slen)
                 return -EBADMSG;
 
-        const uint8_t *v = m + PAYLOAD_MANIFEST_FIXED_SIZE, *b = v + vlen, *rev = b + blen;
+        const uint8_t *v = m + fixed, *b = v + vlen, *rev = b + blen;
         const uint8_t *salt = rev + (size_t)nrev * CAIRN_KEY_ID_SIZE;
-        size_t table_off = ALIGN_UP(PAYLOAD_MANIFEST_FIXED_SIZE + vlen + blen + (size_t)nrev * CAIRN_KEY_ID_SIZE + salt_len, 8);
+        size_t table_off = ALIGN_UP(fixed + vlen + blen + (size_t)nrev * CAIRN_KEY_ID_SIZE + salt_len, 8);
         if (!valid_string(v, vlen) || !valid_string(b, blen))
                 return -EBADMSG;
         if (!all_zero(salt + salt_len, m + table_off - (salt + salt_len)))
@@ -193,8 +236,9 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
         }
 
         uint64_t at = data_offset;
+        int r;
         for (uint32_t i = 0; i < count; i++) {
-                const uint8_t *e = m + table_off + (size_t)i * PAYLOAD_CHUNK_ENTRY_SIZE;
+                const uint8_t *e = m + table_off + (size_t)i * esize;
                 PayloadChunk *c = &p->chunks[i];
                 c->offset = get_le64(e);
                 c->stored_len = get_le32(e + 8);
@@ -207,11 +251,15 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
                 bool ok;
                 switch (c->method) {
                 case PAYLOAD_METHOD_NONE: ok = c->stored_len == c->raw_len; break;
-                case PAYLOAD_METHOD_ZERO: ok = c->stored_len == 0; break;
+                case PAYLOAD_METHOD_ZERO:
+                case PAYLOAD_METHOD_COPY: ok = c->stored_len == 0; break;
                 default: ok = c->stored_len >= 1 && c->stored_len <= c->raw_len; break;
                 }
                 if (!ok)
                         return -EBADMSG;
+                r = delta ? ref_parse(e, c, cs, source_size) : (c->method <= PAYLOAD_METHOD_ZERO ? 0 : -EBADMSG);
+                if (r < 0)
+                        return r;
                 /* Chunks are stored in order, back to back: anything else points outside or overlaps. */
                 if (c->offset != at || c->offset + c->stored_len > payload_size)
                         return -ERANGE;
@@ -242,6 +290,10 @@ static int manifest_parse(const uint8_t *m, uint32_t mlen, uint32_t slen, Payloa
         p->n_revoked = nrev;
         p->manifest_len = mlen;
         p->sigblock_len = slen;
+        p->is_delta = delta;
+        p->source_size = source_size;
+        if (delta)
+                memcpy(p->source_sha256, m + 240, SHA256_SIZE);
         *ret_payload = TAKE_PTR(p);
         return 0;
 }
@@ -292,7 +344,7 @@ int payload_load(const void *untrusted_prefix, size_t len, const CairnKeyring *k
         /* The manifest bytes are now signed by a trusted key; parse them. */
         const uint8_t *manifest = pf.manifest;
         _cleanup_payload_ Payload *p = NULL;
-        r = manifest_parse(manifest, pf.manifest_len, pf.sigblock_len, &p);
+        r = manifest_parse(manifest, pf.manifest_len, pf.sigblock_len, pf.format, &p);
         if (r < 0)
                 return r;
         int usable = 0;
@@ -319,7 +371,7 @@ int payload_parse_unverified(const void *untrusted_prefix, size_t len, Payload *
         if (r < 0)
                 return r;
         _cleanup_payload_ Payload *p = NULL;
-        r = manifest_parse(pf.manifest, pf.manifest_len, pf.sigblock_len, &p);
+        r = manifest_parse(pf.manifest, pf.manifest_len, pf.sigblock_len, pf.format, &p);
         if (r < 0)
                 return r;
         memcpy(p->signatures, pf.sigs, sizeof pf.sigs);
@@ -431,6 +483,9 @@ int payload_chunk_decode(const Payload *p, uint32_t idx, const void *untrusted_d
                         return -EILSEQ;
                 break;
         }
+        case PAYLOAD_METHOD_COPY:
+        case PAYLOAD_METHOD_PATCH:
+                return -EDESTADDRREQ; /* needs its reference: payload_chunk_decode_ref() */
         case PAYLOAD_METHOD_ZLIB: {
                 uLongf dlen = out_len;
                 uLong slen = len;
@@ -486,16 +541,31 @@ static int zero_chunks_check(const Payload *p, const uint8_t *zeros, uint32_t *r
 }
 
 int payload_verify_data(const Payload *p, int payload_fd, int out_fd, bool sparse, uint32_t *ret_bad_chunk) {
+        return payload_verify_data_source(p, payload_fd, -1, out_fd, sparse, ret_bad_chunk);
+}
+
+int payload_verify_data_source(const Payload *p, int payload_fd, int source_fd, int out_fd, bool sparse,
+                               uint32_t *ret_bad_chunk) {
+        if (p->is_delta && source_fd < 0)
+                return -EDESTADDRREQ;
         int r = check_file_size(payload_fd, p);
         if (r < 0)
                 return r;
         _cleanup_free_ uint8_t *stored = malloc(p->chunk_size), *raw = calloc(1, p->chunk_size);
+        _cleanup_free_ uint8_t *ref = p->is_delta ? malloc(ref_len_max(p->chunk_size)) : NULL;
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        if (!stored || !raw || !ctx)
+        if (!stored || !raw || !ctx || (p->is_delta && !ref))
                 return -ENOMEM;
         r = zero_chunks_check(p, raw, ret_bad_chunk);
         if (r < 0)
                 return r;
+        if (p->is_delta) {
+                r = payload_source_check(p, source_fd);
+                if (r == -ESTALE && ret_bad_chunk)
+                        *ret_bad_chunk = UINT32_MAX;
+                if (r < 0)
+                        return r;
+        }
         if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
                 return -EIO;
         if (out_fd >= 0 && sparse && ftruncate(out_fd, (off_t)p->image_size) < 0)
@@ -505,12 +575,21 @@ int payload_verify_data(const Payload *p, int payload_fd, int out_fd, bool spars
                 if (c->method == PAYLOAD_METHOD_ZERO) {
                         memset(raw, 0, c->raw_len); /* its hash was checked by zero_chunks_check() */
                 } else {
-                        r = pread_full(payload_fd, stored, c->stored_len, c->offset);
+                        r = c->stored_len ? pread_full(payload_fd, stored, c->stored_len, c->offset) : 0;
                         if (r == -EIO)
                                 return -ENODATA;
                         if (r < 0)
                                 return r;
-                        r = payload_chunk_decode(p, i, stored, c->stored_len, raw, c->raw_len);
+                        if (c->ref_len) {
+                                r = pread_full(source_fd, ref, c->ref_len, c->ref_offset);
+                                if (r == -EIO)
+                                        return -ESTALE; /* the source is shorter than the delta's source */
+                                if (r < 0)
+                                        return r;
+                        }
+                        r = payload_chunk_decode_ref(p, i, stored, c->stored_len, ref, c->ref_len, raw, c->raw_len);
+                        if (r == -ESTALE && ret_bad_chunk)
+                                *ret_bad_chunk = i;
                         if (r == -EILSEQ && ret_bad_chunk)
                                 *ret_bad_chunk = i;
                         if (r < 0)

@@ -10,9 +10,12 @@
 
 #define PAYLOAD_MAGIC "CAIRNPL1"        /* 8 bytes at offset 0 */
 #define PAYLOAD_FORMAT_VERSION 1
+#define PAYLOAD_FORMAT_DELTA 2          /* a delta payload: format (header) and manifest version 2 */
 #define PAYLOAD_HEADER_SIZE 32
 #define PAYLOAD_MANIFEST_FIXED_SIZE 224 /* manifest bytes before the version string */
+#define PAYLOAD_MANIFEST_FIXED_SIZE_DELTA 272 /* v2: + source image size, reserved, source image SHA-256 */
 #define PAYLOAD_CHUNK_ENTRY_SIZE 56
+#define PAYLOAD_CHUNK_ENTRY_SIZE_DELTA 104 /* v2: + reference offset, length, reserved, reference SHA-256 */
 #define PAYLOAD_SIGBLOCK_FIXED_SIZE 8
 #define PAYLOAD_SIG_ENTRY_SIZE (CAIRN_KEY_ID_SIZE + CAIRN_SIG_SIZE)
 
@@ -31,6 +34,10 @@
 /* The largest slot image a payload may declare. Verifying costs a SHA-256 pass over the whole image (about
  * 1.4 GB/s on one core), however small the payload file is (zero chunks store nothing): this caps that. */
 #define PAYLOAD_IMAGE_SIZE_MAX (64ULL << 30)
+/* A patch chunk's reference (bytes of the source image the decoder uses as its zstd prefix): at most three chunk
+ * sizes (the same-offset chunk and a window of up to one chunk on each side) and at most 64 MiB. */
+#define PAYLOAD_REF_MAX (64u << 20)
+#define PAYLOAD_REF_CHUNKS_MAX 3u
 
 #define SHA256_SIZE 32
 #define PAYLOAD_VERITY_SALT_MAX 256 /* dm-verity's (and veritysetup's) largest salt */
@@ -40,6 +47,8 @@ typedef enum PayloadMethod {
         PAYLOAD_METHOD_ZSTD = 1,
         PAYLOAD_METHOD_ZLIB = 2,
         PAYLOAD_METHOD_ZERO = 3, /* all-zero chunk: no stored bytes */
+        PAYLOAD_METHOD_COPY = 4,  /* delta only: the reference bytes of the source image, as they are */
+        PAYLOAD_METHOD_PATCH = 5, /* delta only: one zstd frame decoded with the reference bytes as its prefix */
         _PAYLOAD_METHOD_MAX,
 } PayloadMethod;
 
@@ -52,6 +61,11 @@ typedef struct PayloadChunk {
         uint32_t raw_len;      /* bytes of slot image it expands to */
         uint8_t method;        /* PayloadMethod */
         uint8_t sha256[SHA256_SIZE];
+        /* Delta payloads, COPY and PATCH chunks only (else all zero): the bytes [ref_offset, +ref_len) of the
+         * source image this chunk is made from, and their SHA-256. */
+        uint64_t ref_offset;
+        uint32_t ref_len;
+        uint8_t ref_sha256[SHA256_SIZE];
 } PayloadChunk;
 
 typedef struct PayloadSignature {
@@ -92,6 +106,10 @@ typedef struct Payload {
         PayloadSignature signatures[PAYLOAD_SIGNATURES_MAX];
         uint32_t manifest_len;
         uint32_t sigblock_len;
+        /* Delta payloads (format 2): the source release's image this one is made against. */
+        bool is_delta;
+        uint64_t source_size;
+        uint8_t source_sha256[SHA256_SIZE];
 } Payload;
 
 void payload_free(Payload *p);
@@ -109,7 +127,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Payload *, payload_free);
  *   -EKEYREVOKED    the only valid signatures are by revoked keys
  *   -ENOTUNIQ       two signatures carry the same key id
  *   -EILSEQ         chunk data does not decompress or hash to the manifest (or the image SHA-256 differs)
- *   -EFBIG          the image size exceeds PAYLOAD_IMAGE_SIZE_MAX (reader and writer) */
+ *   -EFBIG          the image size exceeds PAYLOAD_IMAGE_SIZE_MAX (reader and writer)
+ *   -ESTALE         delta: the reference bytes (or the source image) are not the ones the delta was made against */
 const char *payload_strerror(int r);
 
 /* Size of header + manifest + signature block, from the first PAYLOAD_HEADER_SIZE bytes. This is all a
@@ -140,6 +159,17 @@ int payload_check_signatures(Payload *p, const void *untrusted_prefix, size_t le
 int payload_chunk_decode(const Payload *p, uint32_t idx, const void *untrusted_data, size_t len, void *out,
                          size_t out_len);
 
+/* The same for any chunk of a delta payload: ref holds the bytes [ref_offset, +ref_len) of the source image
+ * (untrusted: read from the active slot), checked against ref_sha256 first (-ESTALE if they differ, before
+ * anything is decoded), then the chunk is decoded (COPY: the reference itself; PATCH: zstd with the reference as
+ * prefix) and its output checked (-EILSEQ). For chunks without a reference, ref is ignored. */
+int payload_chunk_decode_ref(const Payload *p, uint32_t idx, const void *untrusted_data, size_t len,
+                             const void *untrusted_ref, size_t ref_len, void *out, size_t out_len);
+
+/* A delta's source check on a whole image: source_fd's first source_size bytes hash to source_sha256 (-ESTALE if
+ * not, or if it is shorter). 0 for a full payload. */
+int payload_source_check(const Payload *p, int source_fd);
+
 /* Bytes of the image that are not in zero chunks: what writing it sparsely stores. */
 uint64_t payload_nonzero_bytes(const Payload *p);
 
@@ -150,6 +180,11 @@ uint64_t payload_nonzero_bytes(const Payload *p);
  * zero chunks are skipped (out_fd must then be a fresh file; it is ftruncate()d to the image size).
  * On -EILSEQ, *ret_bad_chunk (if non-NULL) is the failing chunk, or UINT32_MAX for the whole image. */
 int payload_verify_data(const Payload *p, int payload_fd, int out_fd, bool sparse, uint32_t *ret_bad_chunk);
+/* The same, for a full or a delta payload: a delta's references are read from source_fd (the source image,
+ * whose first source_size bytes must hash to source_sha256, else -ESTALE before any chunk is read). A delta
+ * without a source (source_fd < 0) gives -EDESTADDRREQ. */
+int payload_verify_data_source(const Payload *p, int payload_fd, int source_fd, int out_fd, bool sparse,
+                               uint32_t *ret_bad_chunk);
 
 typedef struct PayloadBuildOptions {
         const char *version;
@@ -169,6 +204,12 @@ typedef struct PayloadBuildOptions {
         const uint8_t *kernel_sha256;  /* optional */
         const uint8_t *initrd_sha256;  /* optional */
         const uint8_t *cmdline_sha256; /* optional */
+        /* Delta payloads: source_fd >= 0 with delta set builds a delta against that image (a regular file or
+         * block device). Each chunk becomes ZERO, COPY (its bytes are a whole chunk of the source), PATCH (zstd
+         * with the source bytes [k·cs − window, (k+1)·cs + window) as prefix) or full, whichever is smallest. */
+        bool delta;
+        int source_fd;
+        uint32_t window;         /* bytes of source on each side of the same-offset chunk (≤ chunk size, 4K-aligned) */
 } PayloadBuildOptions;
 
 /* Write a complete signed payload for the image read from image_fd (a regular file or block device, at most

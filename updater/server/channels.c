@@ -337,19 +337,37 @@ static int hash_fd(int fd, uint64_t size, char sha256_b64[48], char sha1_b64[32]
         return 0;
 }
 
+/* info.name and info.relpath are set: stat, hash (or take from the cache) RELDIR/payloads/<relpath>. */
+static int payload_lookup_info(PayloadCache *c, int reldir_fd, PayloadInfo info, PayloadInfo *ret);
+
 int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const char *board, PayloadInfo *ret) {
         if (!omaha_version_valid(version) || !omaha_name_valid(board, 64))
                 return -EINVAL;
         PayloadInfo info = { 0 };
         snprintf(info.name, sizeof info.name, "cairn-%s-%s.cairn", version, board);
         snprintf(info.relpath, sizeof info.relpath, "%s/%s", version, info.name);
+        return payload_lookup_info(c, reldir_fd, info, ret);
+}
+
+int payload_lookup_delta(PayloadCache *c, int reldir_fd, const char *version, const char *from, const char *board,
+                         PayloadInfo *ret) {
+        if (!omaha_version_valid(version) || !omaha_version_valid(from) || !omaha_name_valid(board, 64))
+                return -EINVAL;
+        PayloadInfo info = { 0 };
+        snprintf(info.name, sizeof info.name, "cairn-%s-%s-from-%s.cairn", version, board, from);
+        snprintf(info.relpath, sizeof info.relpath, "%s/deltas/%s", version, info.name);
+        return payload_lookup_info(c, reldir_fd, info, ret);
+}
+
+static int payload_lookup_info(PayloadCache *c, int reldir_fd, PayloadInfo info, PayloadInfo *ret) {
+        int r;
         char path[300];
         snprintf(path, sizeof path, "payloads/%s", info.relpath);
 
         /* The hit path opens nothing for reading: an O_PATH resolution beneath the release directory (no
          * symlink in any component) and fstat. A symlink or FIFO is never cached: it is not a regular file. */
         struct stat st;
-        int r = reldir_stat(reldir_fd, path, &st);
+        r = reldir_stat(reldir_fd, path, &st);
         if (r < 0)
                 return r == -ELOOP ? -ENOENT : r;
         if (!S_ISREG(st.st_mode))

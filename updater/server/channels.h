@@ -81,3 +81,7 @@ void payload_cache_free(PayloadCache *c);
 /* Find the payload for version+board; hashes are computed once per (file, size, mtime) and cached.
  * -ENOENT when the file is missing (vanished), -EINVAL for bad names. Thread-safe. */
 int payload_lookup(PayloadCache *c, int reldir_fd, const char *version, const char *board, PayloadInfo *ret);
+/* The delta from release `from` to `version`: RELDIR/payloads/<version>/deltas/cairn-<version>-<board>-from-<from>.cairn
+ * (made by ci/release.sh). Same errors; -ENOENT when there is none. */
+int payload_lookup_delta(PayloadCache *c, int reldir_fd, const char *version, const char *from, const char *board,
+                         PayloadInfo *ret);

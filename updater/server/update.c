@@ -31,6 +31,7 @@ typedef struct AppWork {
         OmahaAppAnswer ans;
         Channel ch;
         PayloadInfo pl;
+        bool delta;        /* pl is the delta from the host's version */
         char codebase[600];
 } AppWork;
 
@@ -95,6 +96,15 @@ int server_answer_omaha(Server *s, const OmahaRequest *req, const char *peer_ip,
                         } else {
                                 x->ans.uc_status = "ok";
                                 want_grant = true;
+                                /* A host that can apply one gets the delta from its own version when there is one. */
+                                PayloadInfo d;
+                                if (app->delta_okay &&
+                                    payload_lookup_delta(s->cache, s->reldir_fd, x->ch.version, app->version, app->board,
+                                                         &d) >= 0) {
+                                        x->pl = d;
+                                        x->delta = true;
+                                        answer = "delta";
+                                }
                         }
                         if (!answer)
                                 answer = x->ans.uc_status;
@@ -118,7 +128,8 @@ int server_answer_omaha(Server *s, const OmahaRequest *req, const char *peer_ip,
                 if (want_grant && !granted)
                         x->ans.uc_status = "noupdate"; /* max per period reached: try again later */
                 if (want_grant && granted) {
-                        snprintf(x->codebase, sizeof x->codebase, "%s%s/", s->base_url, x->ch.version);
+                        snprintf(x->codebase, sizeof x->codebase, "%s%s/%s", s->base_url, x->ch.version,
+                                 x->delta ? "deltas/" : "");
                         x->ans.codebase = x->codebase;
                         x->ans.version = x->ch.version;
                         x->ans.package_name = x->pl.name;

@@ -20,14 +20,18 @@ static void usage(FILE *f) {
                 "                            [--verity-hash-offset BYTES --verity-salt HEX|-]]\n"
                 "                            [--kernel-sha256 HEX] [--initrd-sha256 HEX] [--cmdline-sha256 HEX]\n"
                 "                            -o OUT.cairn\n"
-                "       cairn-release verify --keys DIR PAYLOAD\n"
+                "       cairn-release delta --from OLD.cairn|OLD.img --to NEW.cairn|NEW.img --key K.key [--key K2.key]...\n"
+                "                           [--keys DIR] [--window N[K|M]] [--level N] [--threads N]\n"
+                "                           [--version V --board B --chunk-size N (when --to is an image)] -o OUT.cairn\n"
+                "       cairn-release verify --keys DIR [--source OLD.img|OLD.cairn] PAYLOAD\n"
                 "       cairn-release inspect [--json] [--keys DIR] PAYLOAD\n"
-                "       cairn-release extract --keys DIR PAYLOAD -o IMG\n");
+                "       cairn-release extract --keys DIR [--source OLD.img|OLD.cairn] PAYLOAD -o IMG\n");
 }
 
 enum {
         OPT_IMAGE = 256, OPT_VERSION, OPT_BOARD, OPT_KEY, OPT_KEYS, OPT_CHUNK, OPT_THREADS, OPT_COMP, OPT_LEVEL,
         OPT_REVOKE, OPT_VERITY, OPT_VERITY_OFFSET, OPT_VERITY_SALT, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_JSON,
+        OPT_FROM, OPT_TO, OPT_WINDOW, OPT_SOURCE,
 };
 
 static const struct option options[] = {
@@ -48,13 +52,19 @@ static const struct option options[] = {
         {"initrd-sha256", required_argument, NULL, OPT_INITRD},
         {"cmdline-sha256", required_argument, NULL, OPT_CMDLINE},
         {"json", no_argument, NULL, OPT_JSON},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"to", required_argument, NULL, OPT_TO},
+        {"window", required_argument, NULL, OPT_WINDOW},
+        {"source", required_argument, NULL, OPT_SOURCE},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {},
 };
 
 typedef struct Args {
-        const char *image, *version, *board, *keys_dir, *output, *payload;
+        const char *image, *version, *board, *keys_dir, *output, *payload, *from, *to, *source;
+        uint64_t window;
+        bool has_window;
         const char *key_paths[PAYLOAD_SIGNATURES_MAX + 1];
         size_t n_key_paths;
         uint8_t revoked[PAYLOAD_REVOKED_MAX][CAIRN_KEY_ID_SIZE];
@@ -87,6 +97,18 @@ static int parse_args(int argc, char **argv, Args *a) {
                 case OPT_BOARD: a->board = optarg; break;
                 case OPT_KEYS: a->keys_dir = optarg; break;
                 case OPT_JSON: a->json = true; break;
+                case OPT_FROM: a->from = optarg; break;
+                case OPT_TO: a->to = optarg; break;
+                case OPT_SOURCE: a->source = optarg; break;
+                case OPT_WINDOW:
+                        if (parse_size_range(optarg, 0, PAYLOAD_CHUNK_SIZE_MAX, &a->window) < 0 ||
+                            a->window % PAYLOAD_CHUNK_SIZE_ALIGN) {
+                                log_error(-EINVAL, "--window \"%s\": must be a multiple of 4K, at most the chunk size",
+                                          optarg);
+                                return 2;
+                        }
+                        a->has_window = true;
+                        break;
                 case 'o': a->output = optarg; break;
                 case OPT_KEY:
                         if (a->n_key_paths >= PAYLOAD_SIGNATURES_MAX) {
@@ -244,7 +266,15 @@ static int make_temp(const char *output, char **ret_tmp, int *ret_slot) {
         return fd;
 }
 
+static int open_image_or_payload(const char *what, const char *path, const CairnKeyring *kr, bool have_keys,
+                                 Payload **ret_p);
+
 static int report_payload_error(int r, const char *path, uint32_t bad_chunk) {
+        if (r == -ESTALE && bad_chunk == UINT32_MAX)
+                return log_error(r, "\"%s\": the source is not the image this delta was made from", path);
+        if (r == -ESTALE)
+                return log_error(r, "\"%s\": chunk %u: the source's reference bytes differ from the delta's source", path,
+                                 bad_chunk);
         if (r == -EILSEQ && bad_chunk == UINT32_MAX)
                 return log_error(r, "\"%s\": the image's SHA-256 does not match the signed manifest", path);
         if (r == -EILSEQ)
@@ -427,8 +457,21 @@ static int verb_verify_extract(Args *a, bool extract) {
                 r = check_target_space(p, out, a->output);
         }
         uint32_t bad = 0;
+        _cleanup_close_ int src = -1;
+        if (r >= 0 && a->source) {
+                CairnKeyring skr;
+                keyring_init(&skr);
+                r = load_keyring(a->keys_dir, &skr);
+                if (r >= 0)
+                        src = open_image_or_payload("--source", a->source, &skr, true, NULL);
+                keyring_done(&skr);
+                if (r >= 0 && src < 0)
+                        r = src;
+        } else if (r >= 0 && p->is_delta)
+                r = log_error(-EDESTADDRREQ, "\"%s\" is a delta payload: give its source with --source OLD.img|OLD.cairn",
+                              a->payload);
         if (r >= 0) {
-                r = payload_verify_data(p, fd, out, true, &bad);
+                r = payload_verify_data_source(p, fd, src, out, true, &bad);
                 if (r < 0)
                         report_payload_error(r, a->payload, bad);
         }
@@ -534,7 +577,19 @@ static int verb_inspect(Args *a) {
                 uint64_t zero = 0;
                 for (uint32_t i = 0; i < p->chunk_count; i++)
                         zero += p->chunks[i].method == PAYLOAD_METHOD_ZERO;
-                printf("],\"zero_chunks\":%llu,\"verified\":%s}\n", (unsigned long long)zero,
+                printf("],\"zero_chunks\":%llu,", (unsigned long long)zero);
+                if (p->is_delta) {
+                        uint64_t copy = 0, patch = 0;
+                        for (uint32_t i = 0; i < p->chunk_count; i++) {
+                                copy += p->chunks[i].method == PAYLOAD_METHOD_COPY;
+                                patch += p->chunks[i].method == PAYLOAD_METHOD_PATCH;
+                        }
+                        printf("\"delta\":{\"source_size\":%llu,\"source_sha256\":\"%s\",\"copy_chunks\":%llu,"
+                               "\"patch_chunks\":%llu},", (unsigned long long)p->source_size,
+                               hex_encode(p->source_sha256, 32, h2), (unsigned long long)copy, (unsigned long long)patch);
+                } else
+                        printf("\"delta\":null,");
+                printf("\"verified\":%s}\n",
                        !checked ? "null" : verdict >= 0 ? "true" : "false");
         } else {
                 uint64_t per[_PAYLOAD_METHOD_MAX] = {};
@@ -548,9 +603,16 @@ static int verb_inspect(Args *a) {
                 printf("Image SHA-256:  %s\n", hex_encode(p->image_sha256, 32, h1));
                 printf("Payload size:   %llu\n", (unsigned long long)p->payload_size);
                 printf("Chunk size:     %u\n", p->chunk_size);
-                printf("Chunk count:    %u (zstd %llu, zlib %llu, none %llu, zero %llu)\n", p->chunk_count,
+                printf("Chunk count:    %u (zstd %llu, zlib %llu, none %llu, zero %llu", p->chunk_count,
                        (unsigned long long)per[PAYLOAD_METHOD_ZSTD], (unsigned long long)per[PAYLOAD_METHOD_ZLIB],
                        (unsigned long long)per[PAYLOAD_METHOD_NONE], (unsigned long long)per[PAYLOAD_METHOD_ZERO]);
+                if (p->is_delta)
+                        printf(", copy %llu, patch %llu", (unsigned long long)per[PAYLOAD_METHOD_COPY],
+                               (unsigned long long)per[PAYLOAD_METHOD_PATCH]);
+                printf(")\n");
+                if (p->is_delta)
+                        printf("Delta from:     image of %llu bytes, SHA-256 %s\n", (unsigned long long)p->source_size,
+                               hex_encode(p->source_sha256, 32, h2));
                 printf("Compression:    %s\n", payload_method_to_string(p->compression));
                 printf("Verity root:    %s\n", p->has_verity_root ? hex_encode(p->verity_root, 32, h2) : "-");
                 if (p->has_verity_layout)
@@ -572,6 +634,175 @@ static int verb_inspect(Args *a) {
                 report_payload_error(verdict, a->payload, 0);
                 return 1;
         }
+        return 0;
+}
+
+
+/* ---- delta ---- */
+
+/* The window of source bytes on each side of a changed chunk that its patch may refer to, when --window is not
+ * given (docs/payload-format.md, "Delta payloads", has the measurement behind it). */
+#define DELTA_WINDOW_DEFAULT 0u
+
+static bool is_payload_file(int fd) {
+        char magic[8];
+        return pread(fd, magic, sizeof magic, 0) == (ssize_t)sizeof magic && memcmp(magic, PAYLOAD_MAGIC, 8) == 0;
+}
+
+/* An image to read from: IMG itself, or a full payload verified against the keyring and extracted into an
+ * unnamed temporary file (sparse). With ret_p, the payload's manifest (NULL for an image). */
+static int open_image_or_payload(const char *what, const char *path, const CairnKeyring *kr, bool have_keys,
+                                 Payload **ret_p) {
+        _cleanup_close_ int fd = open_input(what, path);
+        if (fd < 0)
+                return fd;
+        if (!is_payload_file(fd)) {
+                if (ret_p)
+                        *ret_p = NULL;
+                return TAKE_FD(fd);
+        }
+        if (!have_keys)
+                return log_error(-ENOKEY, "%s \"%s\" is a payload: pass --keys DIR to verify it", what, path);
+        _cleanup_payload_ Payload *p = NULL;
+        int r = payload_load_fd(fd, kr, &p);
+        if (r < 0)
+                return report_payload_error(r, path, 0);
+        if (p->is_delta)
+                return log_error(-EINVAL, "%s \"%s\" is a delta payload: give a full payload or an image", what, path);
+        const char *dir = getenv("TMPDIR");
+        if (!dir || !*dir)
+                dir = "/var/tmp";
+        _cleanup_close_ int tmp = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (tmp < 0)
+                return log_error_errno(negative_errno(), "Failed to create a temporary image in \"%s\" (TMPDIR)", dir);
+        uint32_t bad = 0;
+        r = payload_verify_data(p, fd, tmp, true, &bad);
+        if (r < 0)
+                return report_payload_error(r, path, bad);
+        if (ret_p)
+                *ret_p = TAKE_PTR(p);
+        return TAKE_FD(tmp);
+}
+
+static int load_signing_keys(const Args *a, EVP_PKEY **keys, size_t *ret_n) {
+        int r = 0;
+        size_t n = 0;
+        for (; n < a->n_key_paths && r >= 0; n++) {
+                r = key_load_private(a->key_paths[n], &keys[n]);
+                if (r == -EBADMSG)
+                        log_error(r, "signing key \"%s\" is not a PEM private key", a->key_paths[n]);
+                else if (r == -EKEYREJECTED)
+                        log_error(r, "signing key \"%s\" is not an Ed25519 key", a->key_paths[n]);
+                else if (r == -EBADFD)
+                        log_error(r, "signing key \"%s\" is not a regular file", a->key_paths[n]);
+                else if (r < 0)
+                        log_error_errno(r, "Failed to load signing key \"%s\"", a->key_paths[n]);
+        }
+        *ret_n = r < 0 ? n - 1 : n;
+        return r;
+}
+
+static int verb_delta(Args *a) {
+        if (!a->from || !a->to || !a->output || a->n_key_paths == 0 || a->payload || a->image) {
+                usage(stderr);
+                return 2;
+        }
+        CairnKeyring kr;
+        keyring_init(&kr);
+        int r = a->keys_dir ? load_keyring(a->keys_dir, &kr) : 0;
+        EVP_PKEY *keys[PAYLOAD_SIGNATURES_MAX] = {};
+        size_t n_keys = 0;
+        if (r >= 0)
+                r = load_signing_keys(a, keys, &n_keys);
+        if (r >= 0)
+                r = check_output(a->output);
+        _cleanup_payload_ Payload *to_p = NULL;
+        _cleanup_close_ int src = r < 0 ? -1 : open_image_or_payload("--from", a->from, &kr, a->keys_dir, NULL);
+        _cleanup_close_ int img = r < 0 || src < 0 ? -1 : open_image_or_payload("--to", a->to, &kr, a->keys_dir, &to_p);
+        keyring_done(&kr);
+        if (r >= 0 && (src < 0 || img < 0))
+                r = -EINVAL;
+
+        /* What the new release is: its own manifest when --to is a payload, else the options. */
+        PayloadBuildOptions o = {
+                .version = a->version, .board = a->board, .chunk_size = (uint32_t)a->chunk_size,
+                .threads = a->threads, .compression = PAYLOAD_METHOD_ZSTD, .level = a->level,
+                .keys = keys, .n_keys = n_keys,
+                .revoked = (const uint8_t(*)[CAIRN_KEY_ID_SIZE])a->revoked, .n_revoked = a->n_revoked,
+                .verity_root = a->has_verity ? a->verity : NULL,
+                .kernel_sha256 = a->has_kernel ? a->kernel : NULL,
+                .initrd_sha256 = a->has_initrd ? a->initrd : NULL,
+                .cmdline_sha256 = a->has_cmdline ? a->cmdline : NULL,
+                .delta = true, .source_fd = src,
+                .window = a->has_window ? (uint32_t)a->window : DELTA_WINDOW_DEFAULT,
+        };
+        if (r >= 0 && to_p) {
+                if (a->version || a->board || a->chunk_size || a->has_verity || a->has_kernel || a->has_initrd ||
+                    a->has_cmdline || a->n_revoked) {
+                        r = log_error(-EINVAL, "--to \"%s\" is a payload: its manifest gives the version, board, chunk "
+                                      "size, digests and revocations (drop those options)", a->to);
+                } else {
+                        o.version = to_p->version;
+                        o.board = to_p->board;
+                        o.chunk_size = to_p->chunk_size;
+                        o.verity_root = to_p->has_verity_root ? to_p->verity_root : NULL;
+                        static const uint8_t none[SHA256_SIZE];
+                        o.kernel_sha256 = memcmp(to_p->kernel_sha256, none, SHA256_SIZE) ? to_p->kernel_sha256 : NULL;
+                        o.initrd_sha256 = memcmp(to_p->initrd_sha256, none, SHA256_SIZE) ? to_p->initrd_sha256 : NULL;
+                        o.cmdline_sha256 = memcmp(to_p->cmdline_sha256, none, SHA256_SIZE) ? to_p->cmdline_sha256 : NULL;
+                        o.revoked = (const uint8_t(*)[CAIRN_KEY_ID_SIZE])to_p->revoked;
+                        o.n_revoked = to_p->n_revoked;
+                }
+        } else if (r >= 0 && (!a->version || !a->board))
+                r = log_error(-EINVAL, "--to \"%s\" is an image: give --version and --board", a->to);
+        uint32_t cs = o.chunk_size ? o.chunk_size : PAYLOAD_CHUNK_SIZE_DEFAULT;
+        if (r >= 0 && o.window > cs)
+                r = log_error(-EINVAL, "--window %u is larger than the chunk size %u", o.window, cs);
+
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int out = -1;
+        int slot = -1;
+        if (r >= 0) {
+                out = make_temp(a->output, &tmp, &slot);
+                if (out < 0)
+                        r = out;
+        }
+        uint64_t size = 0;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (r >= 0) {
+                r = payload_create(img, out, &o, &size);
+                if (r == -EINVAL)
+                        log_error(r, "invalid --version \"%s\" or --board \"%s\": 1-64 printable characters, no spaces",
+                                  o.version, o.board);
+                else if (r == -ENODATA)
+                        log_error(r, "an image is empty or shrank while being read");
+                else if (r == -EFBIG)
+                        log_error(r, "an image is larger than the format's maximum of %llu bytes (64 GiB)",
+                                  (unsigned long long)PAYLOAD_IMAGE_SIZE_MAX);
+                else if (r == -E2BIG)
+                        log_error(r, "an image needs more than %u chunks; use a larger --chunk-size", PAYLOAD_CHUNKS_MAX);
+                else if (r == -ENOTUNIQ)
+                        log_error(r, "the same signing key was given twice");
+                else if (r < 0)
+                        log_error_errno(r, "Failed to create delta \"%s\"", a->output);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (r >= 0 && fchmod(out, 0644) < 0)
+                r = log_error_errno(negative_errno(), "Failed to chmod \"%s\"", tmp);
+        if (r >= 0 && rename(tmp, a->output) < 0)
+                r = log_error_errno(negative_errno(), "Failed to rename \"%s\" to \"%s\"", tmp, a->output);
+        if (r >= 0)
+                (void)fsync_parent_dir(a->output);
+        else if (tmp)
+                unlink(tmp);
+        outfile_forget(slot);
+        for (size_t i = 0; i < n_keys; i++)
+                EVP_PKEY_free(keys[i]);
+        if (r < 0)
+                return 1;
+        printf("%s: %llu bytes (delta, %.1f s)\n", a->output, (unsigned long long)size,
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         return 0;
 }
 
@@ -604,6 +835,8 @@ int main(int argc, char **argv) {
                 return verb_verify_extract(&a, true);
         if (strcmp(verb, "inspect") == 0)
                 return verb_inspect(&a);
+        if (strcmp(verb, "delta") == 0)
+                return verb_delta(&a);
         log_error(-EINVAL, "unknown command \"%s\"", verb);
         usage(stderr);
         return 2;

@@ -473,22 +473,6 @@ int bootcfg_unverify(struct bootcfg *b, int slot) {
         return 0;
 }
 
-static int mkdir_p(const char *dir) {
-        _cleanup_free_ char *p = strdup(dir);
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++)
-                if (*s == '/') {
-                        *s = 0;
-                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                                return negative_errno();
-                        *s = '/';
-                }
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                return negative_errno();
-        return 0;
-}
-
 int bootcfg_verify(struct bootcfg *b, int slot, const char *sha256_hex, uint64_t size) {
         b->error[0] = 0;
         int r = check_slot(b, slot);
@@ -520,7 +504,7 @@ int bootcfg_verify(struct bootcfg *b, int slot, const char *sha256_hex, uint64_t
                 return bootcfg_fail(b, -EBADMSG, "slot %c does not match: its first %llu bytes hash to %s",
                                     bootcfg_slot_name(slot), (unsigned long long)size, got_hex);
 
-        r = mkdir_p(b->state_dir);
+        r = mkdir_parents(b->state_dir, true);
         if (r < 0)
                 return bootcfg_fail(b, r, "cannot create the state directory \"%s\"", b->state_dir);
         _cleanup_free_ char *path = NULL;

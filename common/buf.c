@@ -112,3 +112,9 @@ char *buf_steal(Buf *b) {
         *b = (Buf){ .max = b->max };
         return d;
 }
+
+int buf_put_attr(Buf *b, const char *name, const char *value) {
+        buf_printf(b, " %s=\"", name);
+        buf_put_xml(b, value ? value : "");
+        return buf_put(b, "\"", 1);
+}

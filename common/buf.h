@@ -19,6 +19,8 @@ int buf_puts(Buf *b, const char *s);
 int buf_printf(Buf *b, const char *fmt, ...) _printf_(2, 3);
 /* s escaped for an XML attribute value or text (&, <, >, ", ' and control characters). */
 int buf_put_xml(Buf *b, const char *s);
+/* An XML attribute: space, name="value" with value escaped (NULL: empty). */
+int buf_put_attr(Buf *b, const char *name, const char *value);
 /* s as a JSON string literal, quotes included (", \, control characters escaped; s must be UTF-8). */
 int buf_put_json(Buf *b, const char *s);
 static inline void buf_freep(Buf *b) {

@@ -127,7 +127,10 @@ while n > 0:
 print(h.hexdigest())
 PY
 }
-state_get() { sed -n "s/^$1=//p" "$R/var/lib/cairn/state"; }
+state_get() { # KEY: its value in the state file ("" when the agent was killed before it wrote one)
+        [ -f "$R/var/lib/cairn/state" ] || return 0
+        sed -n "s/^$1=//p" "$R/var/lib/cairn/state"
+}
 json_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 # Remember the running slot and boot selection; check them later.
 snapshot() { SNAP_A=$(slot_sum A); SNAP_BC=$(bc_status); }

@@ -2,6 +2,7 @@
  * Range requests, decoded and hash-checked by a small worker pool before they are written, periodic sync +
  * checkpoint for resume, and the final re-read of the whole slot against the manifest's SHA-256. */
 #include "agent.h"
+#include "clock.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -395,12 +396,6 @@ static int checkpoint(Pipeline *pl) {
                         return apply_fail(a, r, "saving the resume point: %s", strerror(-r));
         }
         return 0;
-}
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Sync + checkpoint every checkpoint_bytes of image or every second, whichever comes first. */

@@ -1,6 +1,7 @@
 /* updater/agent/daemon.c — cairn-updated's main loop: jittered checks, backoff, post-boot gate, and the local control socket.
  * This loop is the daemon's top level, so it is where the agent's errors are logged (one line each). */
 #include "agent.h"
+#include "clock.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -36,12 +37,6 @@ static uint32_t rnd32(void) {
         if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v)
                 v = (uint32_t)time(NULL) ^ (uint32_t)getpid();
         return v;
-}
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int listen_socket(const char *path) {
@@ -250,8 +245,8 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
 
         /* Two timers: the post-boot gate (judge a freshly booted slot soon, HEALTH_DELAY) and the update
          * checks (FIRST_CHECK_DELAY, then CHECK_INTERVAL). A check waits until the gate has run. */
-        int64_t gate_at = now_ms() + (int64_t)cfg->health_delay * 1000;
-        int64_t next = now_ms() + (int64_t)agent_jitter(cfg->first_check_delay, 50, rnd32()) * 1000;
+        int64_t gate_at = mono_ms() + (int64_t)cfg->health_delay * 1000;
+        int64_t next = mono_ms() + (int64_t)agent_jitter(cfg->first_check_delay, 50, rnd32()) * 1000;
         if (next < gate_at)
                 next = gate_at;
         for (;;) {
@@ -259,7 +254,7 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                 int64_t reboot_due = agent_reboot_due_ms(a); /* the reboot lifecycle's next step (reboot.c) */
                 if (reboot_due >= 0 && reboot_due < due)
                         due = reboot_due;
-                int64_t wait = due - now_ms();
+                int64_t wait = due - mono_ms();
                 if (wait < 0)
                         wait = 0;
                 struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = lfd, .events = POLLIN } };
@@ -283,19 +278,19 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                         }
                         continue;
                 }
-                if (reboot_due >= 0 && now_ms() >= reboot_due) {
+                if (reboot_due >= 0 && mono_ms() >= reboot_due) {
                         agent_reboot_tick(a);
                         continue;
                 }
-                if (agent_post_boot_pending(a) && now_ms() >= gate_at && gate_at < next) {
+                if (agent_post_boot_pending(a) && mono_ms() >= gate_at && gate_at < next) {
                         /* The gate alone, ahead of the first check. */
                         if (run_post_boot(a) < 0) {
-                                gate_at = now_ms() + (int64_t)agent_backoff(1, cfg->backoff_base, cfg->backoff_max,
+                                gate_at = mono_ms() + (int64_t)agent_backoff(1, cfg->backoff_base, cfg->backoff_max,
                                                                             rnd32()) * 1000;
                         }
                         continue;
                 }
-                if (now_ms() < next)
+                if (mono_ms() < next)
                         continue;
                 /* Scheduled work. */
                 bool failed = run_post_boot(a) < 0;
@@ -324,6 +319,6 @@ int agent_daemon_run(Agent *a, const AgentDaemonOptions *o) {
                         delay = agent_jitter(pi ? MAX(pi, AGENT_POLL_INTERVAL_MIN) : cfg->check_interval, 10, rnd32());
                         log_msg("next check in %u s%s", delay, pi ? " (the server's PollInterval)" : "");
                 }
-                next = now_ms() + (int64_t)delay * 1000;
+                next = mono_ms() + (int64_t)delay * 1000;
         }
 }

@@ -3,31 +3,25 @@
 
 #include "parse.h"
 
-static void attr(Buf *b, const char *name, const char *value) {
-        buf_printf(b, " %s=\"", name);
-        buf_put_xml(b, value ? value : "");
-        buf_put(b, "\"", 1);
-}
-
 int agent_omaha_request_xml(const AgentRequest *r, Buf *out) {
         buf_puts(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<request protocol=\"3.0\""
                        " version=\"cairn-updated-1\" updaterversion=\"cairn-updated-1\"");
-        attr(out, "installsource", r->interactive ? "ondemandupdate" : "scheduler");
+        buf_put_attr(out, "installsource", r->interactive ? "ondemandupdate" : "scheduler");
         buf_puts(out, " ismachine=\"1\">\n<os version=\"Cairn\" platform=\"Cairn\"");
         buf_printf(out, " sp=\"");
         buf_put_xml(out, r->version);
         buf_puts(out, "_x86_64\"></os>\n<app");
-        attr(out, "appid", r->appid);
-        attr(out, "version", r->version);
-        attr(out, "track", r->track);
-        attr(out, "bootid", r->bootid);
-        attr(out, "oem", r->oem);
-        attr(out, "machineid", r->machineid);
-        attr(out, "machinealias", "");
-        attr(out, "lang", "en-US");
-        attr(out, "board", r->board);
-        attr(out, "hardware_class", "");
-        attr(out, "delta_okay", r->delta_okay ? "true" : "false");
+        buf_put_attr(out, "appid", r->appid);
+        buf_put_attr(out, "version", r->version);
+        buf_put_attr(out, "track", r->track);
+        buf_put_attr(out, "bootid", r->bootid);
+        buf_put_attr(out, "oem", r->oem);
+        buf_put_attr(out, "machineid", r->machineid);
+        buf_put_attr(out, "machinealias", "");
+        buf_put_attr(out, "lang", "en-US");
+        buf_put_attr(out, "board", r->board);
+        buf_put_attr(out, "hardware_class", "");
+        buf_put_attr(out, "delta_okay", r->delta_okay ? "true" : "false");
         buf_puts(out, ">");
         if (r->ping)
                 buf_puts(out, "<ping active=\"1\"></ping>");
@@ -38,7 +32,7 @@ int agent_omaha_request_xml(const AgentRequest *r, Buf *out) {
                 if (r->event_errorcode)
                         buf_printf(out, " errorcode=\"%d\"", r->event_errorcode);
                 if (r->previousversion)
-                        attr(out, "previousversion", r->previousversion);
+                        buf_put_attr(out, "previousversion", r->previousversion);
                 buf_puts(out, "></event>");
         }
         buf_puts(out, "</app>\n</request>\n");

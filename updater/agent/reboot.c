@@ -13,6 +13,7 @@
  *                                            pass keeps the lock (DESIGN §7: a bad release must not spread)
  */
 #include "agent.h"
+#include "clock.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -43,12 +44,6 @@ static uint32_t rnd_default(void) {
         if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v)
                 v = (uint32_t)time(NULL) ^ (uint32_t)getpid();
         return v;
-}
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int agent_reboot_new(AgentReboot **ret) {

@@ -270,43 +270,37 @@ int omaha_app_validate(const OmahaApp *app, const char **ret_what) {
 
 /* ---- response writer ---- */
 
-static void attr(Buf *b, const char *name, const char *value) {
-        buf_printf(b, " %s=\"", name);
-        buf_put_xml(b, value ? value : "");
-        buf_put(b, "\"", 1);
-}
-
 int omaha_response_write(Buf *out, const char *server, long daystart_elapsed, const OmahaAppAnswer *apps,
                          size_t n_apps) {
         buf_puts(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<response protocol=\"3.0\"");
-        attr(out, "server", server);
+        buf_put_attr(out, "server", server);
         buf_printf(out, "><daystart elapsed_seconds=\"%ld\"></daystart>", daystart_elapsed);
         for (size_t i = 0; i < n_apps; i++) {
                 const OmahaAppAnswer *a = &apps[i];
                 buf_puts(out, "<app");
-                attr(out, "appid", a->appid);
-                attr(out, "status", a->status);
+                buf_put_attr(out, "appid", a->appid);
+                buf_put_attr(out, "status", a->status);
                 buf_puts(out, ">");
                 if (a->ping)
                         buf_puts(out, "<ping status=\"ok\"></ping>");
                 if (a->uc_status) {
                         buf_puts(out, "<updatecheck");
-                        attr(out, "status", a->uc_status);
+                        buf_put_attr(out, "status", a->uc_status);
                         if (a->poll_interval)
                                 buf_printf(out, " PollInterval=\"%u\"", a->poll_interval);
                         buf_puts(out, ">");
                         if (strcmp(a->uc_status, "ok") == 0) {
                                 buf_puts(out, "<urls><url");
-                                attr(out, "codebase", a->codebase);
+                                buf_put_attr(out, "codebase", a->codebase);
                                 buf_puts(out, "></url></urls><manifest");
-                                attr(out, "version", a->version);
+                                buf_put_attr(out, "version", a->version);
                                 buf_puts(out, "><packages><package");
-                                attr(out, "name", a->package_name);
+                                buf_put_attr(out, "name", a->package_name);
                                 buf_printf(out, " size=\"%" PRIu64 "\"", a->size);
                                 if (a->sha1_b64)
-                                        attr(out, "hash", a->sha1_b64);
+                                        buf_put_attr(out, "hash", a->sha1_b64);
                                 buf_puts(out, " required=\"true\"></package></packages><actions><action event=\"postinstall\"");
-                                attr(out, "sha256", a->sha256_b64);
+                                buf_put_attr(out, "sha256", a->sha256_b64);
                                 buf_puts(out, " DisablePayloadBackoff=\"true\"></action></actions></manifest>");
                         }
                         buf_puts(out, "</updatecheck>");

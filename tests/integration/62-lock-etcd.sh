@@ -124,7 +124,7 @@ EOF
         [ $rc = 1 ] || fail "status of a $1 value succeeded"
 }
 bad() { printf '%s' "$2" >"$T/bad-$1"; check_bad "$1" "$T/bad-$1" "$3"; }
-bad json '{"semaphore":1,"max":1,"holders":[' 'does not hold a valid semaphore: not JSON'
+bad json '{"semaphore":1,"max":1,"holders":[' 'does not hold a valid semaphore: value is not JSON'
 bad type '{"semaphore":"1","max":1,"holders":null}' '"semaphore" is string, not an integer'
 bad negmax '{"semaphore":-1,"max":-1,"holders":null}' '"max" is -1, outside 0'
 bad holders '{"semaphore":1,"max":1,"holders":"aaaa"}' '"holders" is string, not a list'

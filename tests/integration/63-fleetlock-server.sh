@@ -349,7 +349,7 @@ check_bad() { # label regex — the value is already in etcd
         echo "  $1: $RB"
 }
 bad() { etcdctl --endpoints "$E1" put $KEY "$2" >/dev/null; check_bad "$1" "$3"; }
-bad json '{"semaphore":1,"max":1,"holders":[' 'does not hold a valid semaphore: not JSON'
+bad json '{"semaphore":1,"max":1,"holders":[' 'does not hold a valid semaphore: value is not JSON'
 bad negmax '{"semaphore":-1,"max":-1,"holders":null}' '\\"max\\" is -1, outside 0'
 bad holders '{"semaphore":1,"max":1,"holders":"node-e"}' '\\"holders\\" is string, not a list'
 bad type '{"semaphore":"1","max":1,"holders":null}' '\\"semaphore\\" is string'

@@ -4,6 +4,7 @@
  * returns the current value, so a conflict costs one round trip. CURLcode and etcd's gRPC codes become errno
  * here and nowhere else. */
 #include "lock.h"
+#include "curl-error.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -176,51 +177,11 @@ static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
         return n;
 }
 
-/* The one place a CURLcode becomes an errno (and a sentence). */
 static int curl_fail(Lock *l, CURLcode c, const char *url, const Buf *b) {
-        const char *detail = l->curl_err[0] ? l->curl_err : curl_easy_strerror(c);
-        switch (c) {
-        case CURLE_OPERATION_TIMEDOUT:
-                set_error(l, "'%s': no answer within %u s (%s)", url, l->o.timeout, detail);
-                return -ETIMEDOUT;
-        case CURLE_COULDNT_CONNECT:
-                set_error(l, "'%s': cannot connect (%s)", url, detail);
-                return -ECONNREFUSED;
-        case CURLE_COULDNT_RESOLVE_HOST:
-                set_error(l, "'%s': cannot resolve the host (%s)", url, detail);
-                return -EHOSTUNREACH;
-        case CURLE_WRITE_ERROR:
-                if (b->too_big) {
-                        set_error(l, "'%s': answer larger than %u bytes, refused", url, ETCD_RESPONSE_MAX);
-                        return -EMSGSIZE;
-                }
-                set_error(l, "'%s': out of memory reading the answer", url);
-                return -ENOMEM;
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CACERT_BADFILE:
-                set_error(l, "'%s': TLS: the server's certificate is not trusted by the CA '%s' (%s)", url,
-                          l->o.ca_file ? l->o.ca_file : "(system store)", detail);
-                return -EPERM;
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_SSL_CERTPROBLEM:
-                set_error(l, "'%s': TLS handshake failed (%s); check --cacert, --cert and --key", url, detail);
-                return -EPERM;
-        case CURLE_GOT_NOTHING:
-        case CURLE_RECV_ERROR:
-        case CURLE_SEND_ERROR:
-                set_error(l, "'%s': connection broken (%s)%s", url, detail,
-                          strncmp(url, "https:", 6) == 0 && !l->o.cert_file
-                                  ? "; if etcd wants client certificates, pass --cert and --key"
-                                  : "");
-                return -ECONNRESET;
-        case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_URL_MALFORMAT:
-                set_error(l, "'%s': not a usable http:// or https:// URL (%s)", url, detail);
-                return -EINVAL;
-        default:
-                set_error(l, "'%s': %s", url, detail);
-                return -EIO;
-        }
+        LockCurlContext x = { .curl_err = l->curl_err, .timeout = l->o.timeout, .ca_file = l->o.ca_file,
+                              .has_client_cert = l->o.cert_file != NULL, .etcd_hints = true, .too_big = b && b->too_big,
+                              .max = ETCD_RESPONSE_MAX };
+        return lock_curl_error(c, url, &x, l->error, sizeof l->error);
 }
 
 static int http_post(Lock *l, const char *url, const char *body, Buf *out, long *ret_status) {
@@ -264,10 +225,6 @@ static int http_post(Lock *l, const char *url, const char *body, Buf *out, long 
                 curl_easy_setopt(c, CURLOPT_SSLKEY, l->o.key_file);
         l->stats.requests++;
         CURLcode cc = curl_easy_perform(c);
-        if (cc == CURLE_FILESIZE_EXCEEDED) {
-                set_error(l, "'%s': answer larger than %u bytes, refused", url, ETCD_RESPONSE_MAX);
-                return -EMSGSIZE;
-        }
         if (cc != CURLE_OK)
                 return curl_fail(l, cc, url, out);
         long status = 0;

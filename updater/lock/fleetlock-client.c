@@ -5,6 +5,7 @@
  * the semaphore, evict another holder or set max: those are -EOPNOTSUPP here (the server's own API does them).
  * CURLcode becomes errno here and nowhere else in this file. */
 #include "lock.h"
+#include "curl-error.h"
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -73,44 +74,11 @@ static void curl_init_once(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* The one place a CURLcode becomes an errno (and a sentence). */
 static int curl_fail(Lock *l, CURLcode c, const char *url, const Answer *a) {
-        const char *detail = l->curl_err[0] ? l->curl_err : curl_easy_strerror(c);
-        switch (c) {
-        case CURLE_OPERATION_TIMEDOUT:
-                set_error(l, "FleetLock '%s': no answer within %u s (%s)", url, l->o.timeout, detail);
-                return -ETIMEDOUT;
-        case CURLE_COULDNT_CONNECT:
-                set_error(l, "FleetLock '%s': cannot connect (%s)", url, detail);
-                return -ECONNREFUSED;
-        case CURLE_COULDNT_RESOLVE_HOST:
-                set_error(l, "FleetLock '%s': cannot resolve the host (%s)", url, detail);
-                return -EHOSTUNREACH;
-        case CURLE_WRITE_ERROR:
-                if (a->too_big) {
-                        set_error(l, "FleetLock '%s': answer larger than %u bytes, refused", url, FLEETLOCK_RESPONSE_MAX);
-                        return -EMSGSIZE;
-                }
-                set_error(l, "FleetLock '%s': cannot store the answer", url);
-                return -EIO;
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CACERT_BADFILE:
-                set_error(l, "FleetLock '%s': TLS: the server's certificate is not trusted by the CA '%s' (%s)", url,
-                          l->o.ca_file ? l->o.ca_file : "(system store)", detail);
-                return -EPERM;
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_SSL_CERTPROBLEM:
-                set_error(l, "FleetLock '%s': TLS handshake failed (%s)", url, detail);
-                return -EPERM;
-        case CURLE_GOT_NOTHING:
-        case CURLE_RECV_ERROR:
-        case CURLE_SEND_ERROR:
-                set_error(l, "FleetLock '%s': connection broken (%s)", url, detail);
-                return -ECONNRESET;
-        default:
-                set_error(l, "FleetLock '%s': %s", url, detail);
-                return -EIO;
-        }
+        LockCurlContext x = { .what = "FleetLock ", .curl_err = l->curl_err, .timeout = l->o.timeout,
+                              .ca_file = l->o.ca_file, .has_client_cert = l->o.cert_file != NULL,
+                              .too_big = a->too_big, .max = FLEETLOCK_RESPONSE_MAX };
+        return lock_curl_error(c, url, &x, l->error, sizeof l->error);
 }
 
 int lock_fleetlock_parse_error(const char *untrusted, size_t len, char *kind, size_t kind_size, char *value,

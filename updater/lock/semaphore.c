@@ -1,5 +1,6 @@
 /* updater/lock/semaphore.c — locksmith's semaphore value: strict JSON parse (json-c), canonical format, mutations. */
 #include "semaphore.h"
+#include "json-strict.h"
 
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -43,25 +44,6 @@ _printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...) {
         return -EBADMSG;
 }
 
-/* json-c's strict mode still takes single-quoted strings: outside double-quoted strings only JSON's own
- * characters may appear. */
-static bool json_chars_only(const char *s, size_t len) {
-        bool in_str = false;
-        for (size_t i = 0; i < len; i++) {
-                char c = s[i];
-                if (in_str) {
-                        if (c == '\\')
-                                i++;
-                        else if (c == '"')
-                                in_str = false;
-                } else if (c == '"')
-                        in_str = true;
-                else if (!strchr("{}[]:,-+.0123456789eEtruefalsn \t\r\n", c))
-                        return false;
-        }
-        return true;
-}
-
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -84,26 +66,10 @@ int semaphore_parse(const char *untrusted, size_t len, Semaphore *ret, char *err
         }
         if (len == 0)
                 return fail(err, errlen, "value is empty");
-        if (memchr(untrusted, 0, len))
-                return fail(err, errlen, "value contains a NUL byte");
-
-        if (!json_chars_only(untrusted, len))
-                return fail(err, errlen, "not JSON: unexpected characters");
-
-        _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(4);
-        if (!tok)
-                return -ENOMEM;
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-        _cleanup_(json_object_putp) json_object *root = json_tokener_parse_ex(tok, untrusted, (int)len);
-        enum json_tokener_error je = json_tokener_get_error(tok);
-        if (!root || je != json_tokener_success)
-                return fail(err, errlen, "not JSON: %s",
-                            je == json_tokener_continue ? "truncated" : json_tokener_error_desc(je));
-        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
-                if (!strchr(" \t\r\n", untrusted[i]))
-                        return fail(err, errlen, "trailing bytes after the JSON object");
-        if (!json_object_is_type(root, json_type_object))
-                return fail(err, errlen, "value is a JSON %s, not an object", json_type_to_name(json_object_get_type(root)));
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        int r = json_parse_strict_object(untrusted, len, 4, "value", &root, err, errlen);
+        if (r < 0)
+                return r;
 
         json_object *jsem = NULL, *jmax = NULL, *jholders = NULL;
         bool have_holders = false;
@@ -124,7 +90,7 @@ int semaphore_parse(const char *untrusted, size_t len, Semaphore *ret, char *err
                 return fail(err, errlen, "member \"%s\" missing", !jsem ? "semaphore" : !jmax ? "max" : "holders");
 
         int64_t sem, max;
-        int r = get_int(jmax, "max", 0, SEMAPHORE_MAX_MAX, &max, err, errlen);
+        r = get_int(jmax, "max", 0, SEMAPHORE_MAX_MAX, &max, err, errlen);
         if (r < 0)
                 return r;
         r = get_int(jsem, "semaphore", -(int64_t)SEMAPHORE_MAX_HOLDERS, SEMAPHORE_MAX_MAX, &sem, err, errlen);

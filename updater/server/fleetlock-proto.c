@@ -1,6 +1,7 @@
 /* updater/server/fleetlock-proto.c — the FleetLock protocol's bytes: strict parse of the request body
  * (json-c) and the {"kind","value"} error body. No I/O; tests/fuzz/fuzz-fleetlock.c drives it. */
 #include "fleetlock.h"
+#include "lock/json-strict.h"
 
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -32,25 +33,6 @@ _printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...) {
         return -EBADMSG;
 }
 
-/* json-c's strict mode still takes single-quoted strings and bare words in places: outside double-quoted
- * strings only JSON's own characters may appear. */
-static bool only_json_chars(const char *s, size_t len) {
-        bool in_str = false;
-        for (size_t i = 0; i < len; i++) {
-                char c = s[i];
-                if (in_str) {
-                        if (c == '\\')
-                                i++;
-                        else if (c == '"')
-                                in_str = false;
-                } else if (c == '"')
-                        in_str = true;
-                else if (!strchr("{}[]:,-+.0123456789eEtruefalsn \t\r\n", c))
-                        return false;
-        }
-        return true; /* an unterminated string is json-c's "truncated" */
-}
-
 /* A member that must be a non-empty string of at most max bytes without NUL. */
 static int get_string(json_object *obj, const char *name, size_t max, const char **ret, char *err, size_t errlen) {
         json_object *v;
@@ -78,31 +60,17 @@ int fleetlock_parse_params(const char *untrusted, size_t len, FleetLockParams *r
         }
         if (len == 0)
                 return fail(err, errlen, "empty body (expected {\"client_params\":{\"id\":…,\"group\":…}})");
-        if (memchr(untrusted, 0, len))
-                return fail(err, errlen, "body contains a NUL byte");
-        if (!only_json_chars(untrusted, len))
-                return fail(err, errlen, "body is not JSON: unexpected characters");
-        _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(3);
-        if (!tok)
-                return -ENOMEM;
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-        _cleanup_(json_object_putp) json_object *root = json_tokener_parse_ex(tok, untrusted, (int)len);
-        enum json_tokener_error je = json_tokener_get_error(tok);
-        if (!root || je != json_tokener_success)
-                return fail(err, errlen, "body is not JSON: %s",
-                            je == json_tokener_continue ? "truncated" : json_tokener_error_desc(je));
-        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
-                if (!strchr(" \t\r\n", untrusted[i]))
-                        return fail(err, errlen, "trailing bytes after the JSON object");
-        if (!json_object_is_type(root, json_type_object))
-                return fail(err, errlen, "body is a JSON %s, not an object", json_type_to_name(json_object_get_type(root)));
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        int r = json_parse_strict_object(untrusted, len, 3, "body", &root, err, errlen);
+        if (r < 0)
+                return r;
         json_object *cp;
         if (!json_object_object_get_ex(root, "client_params", &cp) || !cp)
                 return fail(err, errlen, "no \"client_params\" object");
         if (!json_object_is_type(cp, json_type_object))
                 return fail(err, errlen, "\"client_params\" is %s, not an object", json_type_to_name(json_object_get_type(cp)));
         const char *id, *group;
-        int r = get_string(cp, "id", SEMAPHORE_ID_MAX, &id, err, errlen);
+        r = get_string(cp, "id", SEMAPHORE_ID_MAX, &id, err, errlen);
         if (r < 0)
                 return r;
         r = get_string(cp, "group", FLEETLOCK_GROUP_MAX, &group, err, errlen);

@@ -16,7 +16,7 @@ fuzz-range_SRCS = tests/fuzz/fuzz-range.c updater/server/range.c
 fuzz-range_LIBS =
 
 FUZZERS += fuzz-fleetlock
-fuzz-fleetlock_SRCS = tests/fuzz/fuzz-fleetlock.c updater/server/fleetlock-proto.c updater/lock/semaphore.c
+fuzz-fleetlock_SRCS = tests/fuzz/fuzz-fleetlock.c updater/server/fleetlock-proto.c updater/lock/semaphore.c updater/lock/json-strict.c
 fuzz-fleetlock_LIBS = -ljson-c
 
 # scripts/bench/fleetlock.sh's load generator (not installed).

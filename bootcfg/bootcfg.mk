@@ -1,5 +1,5 @@
 # bootcfg/bootcfg.mk — A/B boot selection: cairn-bootcfg and its tests.
-BOOTCFG_LIB_SRCS = bootcfg/state.c bootcfg/bootcfg.c bootcfg/grubenv.c bootcfg/gptattr.c bootcfg/fat.c common/gpt.c $(HASH_SRCS)
+BOOTCFG_LIB_SRCS = bootcfg/state.c bootcfg/bootcfg.c bootcfg/grubenv.c bootcfg/envblock.c bootcfg/gptattr.c bootcfg/fat.c common/gpt.c $(HASH_SRCS)
 BOOTCFG_LIBS = -lblkid -lcrypto -lz
 
 BINS += cairn-bootcfg

@@ -16,6 +16,10 @@
  * values without NUL, backslash escapes allowed), then '#' padding to the end; each of the six slot variables at
  * most once and, when present, a decimal in range (priority/tries 0-15, successful 0/1). On -EBADMSG, why gets a
  * short reason. ret_content_end (may be NULL): offset where the padding starts. */
+/* The value of key in a GRUB environment block (its first occurrence) into buf: -ENOENT if absent, -E2BIG if it
+ * does not fit, -EBADMSG without the block signature. bootcfg/envblock.c. */
+int grubenv_get(const void *block, size_t len, const char *key, char *buf, size_t size);
+
 int grubenv_validate(const uint8_t *blk, size_t len, size_t *ret_content_end, char *why, size_t why_size);
 
 /* The slot state of a valid block (missing variables read as 0). */

@@ -1,4 +1,5 @@
 /* tpm/bootdigest.c — kernel, initrd and slot command-line digests of a /usr image (libext2fs + OpenSSL). */
+#include "bootcfg/grubenv.h"
 #include "bootdigest.h"
 
 #include <errno.h>
@@ -64,28 +65,6 @@ static int file_sha256(ext2_filsys fs, const char *path, uint8_t out[32], char *
         return r;
 }
 
-static int env_get(const char *blk, size_t len, const char *key, char *buf, size_t size) {
-        static const char sig[] = "# GRUB Environment Block\n";
-        if (len < sizeof sig - 1 || memcmp(blk, sig, sizeof sig - 1) != 0)
-                return -EBADMSG;
-        size_t kl = strlen(key);
-        for (const char *p = blk, *end = blk + len; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t)(end - p));
-                if (!nl)
-                        break;
-                if ((size_t)(nl - p) > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
-                        size_t vl = (size_t)(nl - p) - kl - 1;
-                        if (vl >= size)
-                                return -E2BIG;
-                        memcpy(buf, p + kl + 1, vl);
-                        buf[vl] = 0;
-                        return 0;
-                }
-                p = nl + 1;
-        }
-        return -ENOENT;
-}
-
 int usr_boot_digests(const char *image, uint64_t offset, uint8_t kernel[32], uint8_t initrd[32], uint8_t cmdline[32],
                      char *why, size_t wsize) {
         char opts[64];
@@ -104,14 +83,14 @@ int usr_boot_digests(const char *image, uint64_t offset, uint8_t kernel[32], uin
         /* The slot's own command-line arguments: the verity root hash, read as GRUB reads it (docs/verity.md). */
         char args[256] = "", venv[4097], sector[32], hash[160], tmp[32];
         if (file_sha256(fs, "lib/cairn/verity.env", (uint8_t *)tmp, venv, 4096, why, wsize) == 0 &&
-            env_get(venv, strlen(venv), "usrhash_sector", sector, sizeof sector) == 0) {
+            grubenv_get(venv, strlen(venv), "usrhash_sector", sector, sizeof sector) == 0) {
                 char *end;
                 errno = 0;
                 unsigned long long s = strtoull(sector, &end, 10);
                 _cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
                 char blk[1024];
                 if (errno || *end || fd < 0 || pread_full(fd, blk, sizeof blk, offset + s * 512) < 0 ||
-                    env_get(blk, sizeof blk, "usrhash", hash, sizeof hash) < 0)
+                    grubenv_get(blk, sizeof blk, "usrhash", hash, sizeof hash) < 0)
                         return snprintf(why, wsize, "/usr/lib/cairn/verity.env names no readable root-hash block"),
                                -EBADMSG;
                 snprintf(args, sizeof args, "cairn.usrhash=%s", hash);

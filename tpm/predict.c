@@ -222,28 +222,6 @@ static int slot_file(struct ctx *c, ext2_filsys fs, const char *path, size_t max
         return 0;
 }
 
-/* A value from a GRUB environment block (load_env KEY: a missing key leaves the variable unset). */
-static int env_value(const uint8_t *blk, size_t len, const char *key, char *buf, size_t size) {
-        if (len < strlen(GRUBENV_SIGNATURE) || memcmp(blk, GRUBENV_SIGNATURE, strlen(GRUBENV_SIGNATURE)) != 0)
-                return -EBADMSG;
-        size_t kl = strlen(key);
-        for (const uint8_t *p = blk, *end = blk + len; p < end;) {
-                const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
-                if (!nl)
-                        break;
-                if ((size_t)(nl - p) > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
-                        size_t vl = (size_t)(nl - p) - kl - 1;
-                        if (vl >= size)
-                                return -E2BIG;
-                        memcpy(buf, p + kl + 1, vl);
-                        buf[vl] = 0;
-                        return 0;
-                }
-                p = nl + 1;
-        }
-        return -ENOENT;
-}
-
 /* dm-verity (the verity work's grub.cfg block, docs/verity.md): GRUB reads usrhash_sector from the slot's
  * /lib/cairn/verity.env, then usrhash from the env block at that sector of the slot (2 sectors), and puts
  * cairn.usrhash=$usrhash on the command line. Predict reads the same two blocks. ret_sector/usrhash are "" when
@@ -260,7 +238,7 @@ static int slot_usrhash(struct ctx *c, ext2_filsys fs, uint64_t part_off, uint64
         c->err = saved;
         if (r < 0)
                 return 0;
-        if (env_value(venv, vlen, "usrhash_sector", sector, ssize) < 0)
+        if (grubenv_get(venv, vlen, "usrhash_sector", sector, ssize) < 0)
                 return 0;
         char *end;
         errno = 0;
@@ -274,7 +252,7 @@ static int slot_usrhash(struct ctx *c, ext2_filsys fs, uint64_t part_off, uint64
         if (r < 0)
                 return tpm_error_set(c->err, r, TPM_ERR_IO, "slot %c: cannot read its root-hash block: %s",
                                      bootcfg_slot_name(c->p->slot), strerror(-r));
-        if (env_value(blk, sizeof blk, "usrhash", usrhash, hsize) < 0)
+        if (grubenv_get(blk, sizeof blk, "usrhash", usrhash, hsize) < 0)
                 usrhash[0] = 0;
         return 0;
 }

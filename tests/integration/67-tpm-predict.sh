@@ -100,7 +100,11 @@ t = open(w + "/r.txt").read()
 k, i, c = (re.search(name + r" SHA-256:\s*([0-9a-f]{64})", t).group(1) for name in ("Kernel", "Initrd", "Cmdline"))
 assert k == ev["vmlinuz"], (k, ev["vmlinuz"])
 assert i == ev["initrd"], (i, ev["initrd"])
-assert c == hashlib.sha256(b"").hexdigest(), c   # no verity in this image: the slot adds no arguments
+# The slot's own command-line argument: the dm-verity root hash GRUB passes (in PCR 8's kernel_cmdline event).
+m = [re.search(r"cairn\.usrhash=([0-9a-f]{64})", e["text"]) for e in p["events"] if e["pcr"] == 8]
+m = [x.group(1) for x in m if x]
+want = hashlib.sha256(("cairn.usrhash=" + m[0]).encode() if m else b"").hexdigest()
+assert c == want, (c, want)
 print("release digests equal the PCR 9 events")
 EOF
 

@@ -61,7 +61,7 @@ guest_pcrs() { # OUT.json
 grep -q '"slot":"A"' "$W/predict-a.json" || fail "predict does not say slot A"
 vm_start vm "$disk" --no-overlay --tpm
 vm_wait vm "Cairn $V1 \(slot A\) ready" 300 || fail "slot A did not boot"
-vm_grep vm "cairn-tpm-initrd: PCR 11 \([0-9] banks\) <- partuuid=" || fail "the initramfs did not measure PCR 11"
+vm_grep vm "cairn-tpm-initrd: PCR 11 \([0-9] banks\) <- usrhash=[0-9a-f]{64}, version " || fail "the initramfs did not measure PCR 11 (with the dm-verity root it activated)"
 guest_pcrs "$W/pcrs-a.json"
 compare "$W/predict-a.json" "$W/pcrs-a.json" || fail "slot A: TPM differs from the prediction"
 vm_run vm 'cairn-tpm verify' >"$W/verify-a.txt" || fail "verify in the guest: $(cat "$W/verify-a.txt")"

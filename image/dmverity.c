@@ -13,6 +13,7 @@
 #include <linux/dm-ioctl.h>
 #include <linux/fs.h>
 #include <openssl/evp.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,13 +288,19 @@ static int cmd_open(const char *dev, const char *root_hex, const char *name) {
         r = dm_table(ctl, name, true, line, sizeof line);
         if (r >= 0) {
                 const char *f = line;
-                for (int i = 0; i < 12 && f; i++) /* start length verity 1 dev dev bs bs blocks start alg ROOT */
+                /* Skip the 11 fields before the root: start length verity 1 dev dev bs bs blocks start alg. */
+                for (int i = 0; i < 11 && f; i++)
                         f = (f = strchr(f, ' ')) ? f + 1 : NULL;
                 if (f && strlen(f) >= 2 * VERITY_DIGEST_SIZE)
                         snprintf(active, sizeof active, "%.*s", 2 * VERITY_DIGEST_SIZE, f);
         }
         if (strlen(active) != 2 * VERITY_DIGEST_SIZE) {
                 log_msg("'%s' is active but its table cannot be read back (%s)", name, r < 0 ? strerror(-r) : line);
+                return 1;
+        }
+        if (strncasecmp(active, root_hex, 2 * VERITY_DIGEST_SIZE) != 0) {
+                dm_remove(ctl, name);
+                log_msg("'%s' was activated with root hash %s, not the %s asked for; removed", name, active, root_hex);
                 return 1;
         }
         printf("%s\n", active);

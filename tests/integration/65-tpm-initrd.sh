@@ -107,10 +107,16 @@ run --device tcp:127.0.0.1:1 --usrhash "$HASH" --log "$W/l4"
 
 # 4. The TPM dies at the first PCR_Extend: the record was written first and stays (exit 4).
 start_swtpm
-PP=$((PORT + 2 + RANDOM % 1000))
-python3 "$PROXY" "$PP" "$PORT" "$W/state/pid" "$W/proxy.ready" &
-PIDS+=($!)
-for _ in $(seq 50); do [ -f "$W/proxy.ready" ] && break; sleep 0.1; done
+# The proxy takes two ports (PP, PP+1); one may be taken by a test running beside this one: try others.
+for _ in $(seq 10); do
+        PP=$((20000 + RANDOM % 20000))
+        python3 "$PROXY" "$PP" "$PORT" "$W/state/pid" "$W/proxy.ready" 2>>"$W/proxy.err" &
+        ppid=$!
+        for _ in $(seq 50); do [ -f "$W/proxy.ready" ] && break; kill -0 $ppid 2>/dev/null || break; sleep 0.1; done
+        [ -f "$W/proxy.ready" ] && { PIDS+=($ppid); break; }
+        wait $ppid 2>/dev/null || true
+done
+[ -f "$W/proxy.ready" ] || fail "the TPM proxy did not start: $(tail -n 2 "$W/proxy.err")"
 run --device tcp:127.0.0.1:$PP --usrhash "$HASH" --log "$W/l5"
 [ $RC = 4 ] || fail "TPM killed: rc $RC: $(cat "$W/err")"; one_line "TPM killed" "the record stays"
 "$CT" log --firmware none --log "$W/l5" | grep -c 'TaggedEventID' | grep -qx 1 || fail "killed TPM: want exactly the first record"

@@ -110,7 +110,7 @@ echo "slot A: predicted PCRs, verify ok, quote checks; tampered log rejected"
 vm_poweroff vm 120
 
 # 2. Slot B: a v2 slot (same kernel and initrd, other version) written from the host, then set-next B.
-usr_image_retag out/usr.img "$W/v2.img" "$V2" amd64-usr
+usr_image_retag_sealed out/usr.img "$W/v2.img" "$V2" amd64-usr
 dd if="$W/v2.img" of="$disk" bs=512 seek="$(part_start 4)" conv=notrunc,sparse status=none
 "$BOOTCFG" --disk "$disk" --force set-next B >/dev/null || fail "set-next B on the host"
 "$TPM" predict --disk "$disk" --slot A >/dev/null 2>"$W/err" && fail "predict --slot A accepted a state that boots B"

@@ -1,7 +1,10 @@
 # tests/lib/usr-image.sh — small /usr slot images for tests whose releases go through ci/release.sh, which reads
 # the release's board and version from the image's own /usr/lib/os-release (lib/os-release inside the slot).
 #   usr_os_release TREE VERSION [BOARD]      write TREE/lib/os-release (BOARD default amd64)
-#   usr_image_retag IN OUT VERSION [BOARD]   copy the image IN to OUT with its os-release rewritten (debugfs)
+#   usr_image_retag IN OUT VERSION [BOARD]   copy the image IN to OUT with its os-release rewritten (debugfs); a
+#                                            sealed slot's dm-verity tree then no longer matches (on purpose)
+#   usr_image_retag_sealed IN OUT VERSION [BOARD]   the same, then the tree and root-hash block rebuilt, so the
+#                                            slot boots (scripts/verity-seal.sh)
 #   usr_image OUT VERSION SIZE_MB [BOARD]    a fresh image: random bulk data plus os-release
 usr_os_release() {
         mkdir -p "$1/lib"
@@ -17,6 +20,11 @@ usr_image_retag() {
         rm -f "$osr"
         [ "$(debugfs -R 'cat /lib/os-release' "$out" 2>/dev/null | sed -n 's/^VERSION_ID=//p')" = "$3" ] ||
                 { echo "usr_image_retag: could not write os-release into $out" >&2; return 1; }
+}
+usr_image_retag_sealed() {
+        usr_image_retag "$@" || return 1
+        "$(dirname "${BASH_SOURCE[0]}")/../../scripts/verity-seal.sh" seal "$2" "retag-$3" >/dev/null ||
+                { echo "usr_image_retag_sealed: could not seal $2" >&2; return 1; }
 }
 usr_image() {
         local out=$1 tree

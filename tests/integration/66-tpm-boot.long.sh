@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/integration/66-tpm-boot.sh — measured boot of the real image: QEMU + OVMF + swtpm (tpm-crb).
+# tests/integration/66-tpm-boot.long.sh — measured boot of the real image: QEMU + OVMF + swtpm (tpm-crb).
 #  1. slot A: `cairn-tpm predict` on the host, before the boot; in the guest PCR 8, 9 and 11 of every active
 #     bank equal it, `cairn-tpm verify` replays the firmware log + ours to the TPM; a quote (tpm2-tools carried on
 #     the OEM partition) checks with tpm2_checkquote against the combined log, and fails on a tampered copy.

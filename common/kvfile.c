@@ -97,13 +97,7 @@ static int get_one(const char *key, const char *value, unsigned line, void *user
         GetCtx *g = userdata;
         if (strcmp(key, g->key) != 0)
                 return 0;
-        size_t n = strlen(value);
-        if (n >= g->size) {
-                g->r = -ENAMETOOLONG;
-                return 0;
-        }
-        memcpy(g->buf, value, n + 1);
-        g->r = 0;
+        g->r = kvfile_copy(g->buf, g->size, value);
         return 0;
 }
 
@@ -111,4 +105,12 @@ int kvfile_get(const char *text, size_t len, const char *key, char *buf, size_t 
         GetCtx g = { .key = key, .buf = buf, .size = size, .r = -ENOENT };
         int r = kvfile_parse(text, len, get_one, &g, NULL);
         return r < 0 ? r : g.r;
+}
+
+int kvfile_copy(char *dst, size_t size, const char *value) {
+        size_t n = strlen(value);
+        if (n >= size)
+                return -ENAMETOOLONG;
+        memcpy(dst, value, n + 1);
+        return 0;
 }

@@ -33,3 +33,7 @@ int kvfile_parse(const char *text, size_t len, KvfileFunc f, void *userdata, Kvf
 /* The value of key in text (same grammar; the last occurrence wins) copied into buf; -ENOENT if absent,
  * -ENAMETOOLONG if it does not fit, -EINVAL on a grammar error. */
 int kvfile_get(const char *text, size_t len, const char *key, char *buf, size_t size) _warn_unused_result_;
+
+/* Copies a value into a fixed field of size bytes (NUL included); -ENAMETOOLONG, dst untouched, if it does not
+ * fit. The one "value into a char array" step of the KEY=VALUE readers. */
+int kvfile_copy(char *dst, size_t size, const char *value) _warn_unused_result_;

@@ -8,6 +8,7 @@
 # dominate; the release directory is in build/bench (on disk, dropped from the cache for "cold").
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib/common.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib/ab-disk.sh"
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=$ROOT/build/bin
@@ -39,33 +40,7 @@ size=$(stat -L -c %s "$IMG")
 
 # v2: the same image with one ~1 MiB file and one small config file changed in place.
 cp "$IMG" "$S/v2.img"
-python3 - "$S/v2.img" <<'PY'
-import os, random, subprocess, sys
-img = sys.argv[1]
-def dbg(cmd):
-    return subprocess.run(["debugfs", "-R", cmd, img], capture_output=True, text=True).stdout
-big = small = None
-todo = ["/"]
-while todo and not (big and small):
-    d = todo.pop(0)
-    for line in dbg(f"ls -p {d}").splitlines():
-        f = line.split("/")
-        if len(f) < 7 or f[5] in (".", ".."): continue
-        path = d.rstrip("/") + "/" + f[5]
-        if f[2].startswith("04"): todo.append(path); continue
-        if not f[2].startswith("10") or not f[6]: continue
-        n = int(f[6])
-        if not big and 900_000 <= n <= 1_300_000: big = path
-        if not small and 100 <= n <= 4000 and path.endswith((".conf", ".cfg", ".ini", ".json", ".txt")): small = path
-rnd = random.Random(7)
-fd = os.open(img, os.O_RDWR)
-for path, whole in ((big, True), (small, False)):
-    blocks = [int(b) for b in dbg(f"blocks {path}").split()]
-    for b in (blocks if whole else blocks[:1]):
-        os.pwrite(fd, rnd.randbytes(4096) if whole else b"# changed by apply.sh\n", b * 4096)
-    print(f"apply.sh: v2 changes {path} ({len(blocks)} blocks{'' if whole else ', first bytes'})", file=sys.stderr)
-os.close(fd)
-PY
+python3 scripts/bench/change-image.py "$S/v2.img" apply.sh v2
 
 # A sealed /usr image (out/usr.img, docs/verity.md): seal v2 again and sign its verity layout, so the agent checks
 # the dm-verity root in its read-back pass (VERITY=0 leaves the layout out of the manifest: the "before" run).
@@ -87,16 +62,7 @@ payload=$(stat -c %s "$REL/payloads/2.0.0/cairn-2.0.0-amd64.cairn")
 zsize=$(stat -c %s "$REL/payloads/raw/usr.img.zst")
 
 # The host: a disk with v1 in USR-A (for the delta run), USR-B empty.
-mkdir -p "$S/esp/EFI/BOOT"
-grub-editenv "$S/esp/EFI/BOOT/grubenv" create
-grub-editenv "$S/esp/EFI/BOOT/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0 B_TRIES=0 B_SUCCESSFUL=0
-cp "$S/esp/EFI/BOOT/grubenv" "$S/esp/EFI/BOOT/grubenv.bak"
-mkfs.vfat -C -F 32 -n EFI-SYSTEM "$S/esp.img" 34000 >/dev/null
-mcopy -s -m -Q -i "$S/esp.img" "$S/esp/EFI" ::/
-slot=$(( (size + (1 << 20) - 1) >> 20 ))M
-"$B/cairn-mkdisk" -o "$S/disk0.img" --size $(( (size >> 20) * 2 + 64 ))M --seed bench \
-        --part 1:EFI-SYSTEM:esp:34M:"$S/esp.img" --part 3:USR-A:usr:$slot:"$IMG" --part 4:USR-B:usr:$slot \
-        --part 9:ROOT:root:rest >/dev/null
+ab_disk "$S/disk0.img" "$IMG" $(( (size + (1 << 20) - 1) >> 20 )) bench "$S"
 R=$S/root
 mkdir -p "$R/etc/cairn" "$R/usr/lib" "$R/usr/share/cairn/keys"
 echo 0123456789abcdef0123456789abcdef >"$R/etc/machine-id"

@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=$ROOT/build/bin
+. tests/lib/common.sh
+. tests/lib/ab-disk.sh
 KERNEL_OLD=${KERNEL_OLD:-linux-image-6.1.0-54-cloud-amd64}
 KERNEL_NEW=${KERNEL_NEW:-linux-image-6.1.0-57-cloud-amd64}
 for t in cairn-release cairn-keygen cairn-server cairn-updated cairn-mkdisk cairn-mkimage; do
@@ -58,33 +60,7 @@ fi
 if [ ! -s "$W/f-new.img" ] || [ -n "${BENCH_REBUILD:-}" ]; then
         cp --sparse=always "$ONEFILE" "$W/f-old.img"
         cp --sparse=always "$ONEFILE" "$W/f-new.img"
-        python3 - "$W/f-new.img" <<'PY'
-import os, random, subprocess, sys
-img = sys.argv[1]
-def dbg(cmd):
-    return subprocess.run(["debugfs", "-R", cmd, img], capture_output=True, text=True).stdout
-big = small = None
-todo = ["/"]
-while todo and not (big and small):
-    d = todo.pop(0)
-    for line in dbg(f"ls -p {d}").splitlines():
-        f = line.split("/")
-        if len(f) < 7 or f[5] in (".", ".."): continue
-        path = d.rstrip("/") + "/" + f[5]
-        if f[2].startswith("04"): todo.append(path); continue
-        if not f[2].startswith("10") or not f[6]: continue
-        n = int(f[6])
-        if not big and 900_000 <= n <= 1_300_000: big = path
-        if not small and 100 <= n <= 4000 and path.endswith((".conf", ".cfg", ".ini", ".json", ".txt")): small = path
-rnd = random.Random(7)
-fd = os.open(img, os.O_RDWR)
-for path, whole in ((big, True), (small, False)):
-    blocks = [int(b) for b in dbg(f"blocks {path}").split()]
-    for b in (blocks if whole else blocks[:1]):
-        os.pwrite(fd, rnd.randbytes(4096) if whole else b"# changed by delta.sh\n", b * 4096)
-    print(f"delta.sh: one-file case changes {path} ({len(blocks)} blocks{'' if whole else ', first bytes'})", file=sys.stderr)
-os.close(fd)
-PY
+        python3 scripts/bench/change-image.py "$W/f-new.img" delta.sh "one-file case"
 fi
 
 "$B/cairn-keygen" -o "$W/bench" >/dev/null 2>&1 || true
@@ -149,29 +125,17 @@ measure one-file "$W/f-old.img" "$W/f-new.img"
 
 # ---- the agent applying it from cairn-server: full vs delta, into a disk image ----
 S=$(mktemp -d "${BENCH_TMP:-/dev/shm}/cairn-delta.XXXXXX")
-SPID=
-cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$S"; }
-trap cleanup EXIT
+cleanup() { [ -n "${BENCH_KEEP:-}" ] || rm -rf "$S"; }
+on_exit cleanup
 size=$(stat -c %s "$W/k-new.img") slot_mb=$(( ($(stat -c %s "$W/k-new.img") + (1 << 20) - 1) >> 20 ))
 REL=$S/rel
 mkdir -p "$REL/payloads/1.0.1/deltas" "$REL/channels"
 cp "$W/kernel-new.cairn" "$REL/payloads/1.0.1/cairn-1.0.1-amd64-usr.cairn"
 cp "$W/kernel-d0.cairn" "$REL/payloads/1.0.1/deltas/cairn-1.0.1-amd64-usr-from-1.0.0.cairn"
 printf 'VERSION=1.0.1\n' >"$REL/channels/alpha"
-mkdir -p "$S/esp/EFI/BOOT"
-grub-editenv "$S/esp/EFI/BOOT/grubenv" create
-grub-editenv "$S/esp/EFI/BOOT/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0 B_TRIES=0 B_SUCCESSFUL=0
-cp "$S/esp/EFI/BOOT/grubenv" "$S/esp/EFI/BOOT/grubenv.bak"
-mkfs.vfat -C -F 32 -n EFI-SYSTEM "$S/esp.img" 34000 >/dev/null
-mcopy -s -m -Q -i "$S/esp.img" "$S/esp/EFI" ::/
-"$B/cairn-mkdisk" -o "$S/disk0.img" --size $((slot_mb * 2 + 48))M --seed bench \
-        --part 1:EFI-SYSTEM:esp:34M:"$S/esp.img" --part 2:BIOS-BOOT:bios:1M \
-        --part 3:USR-A:usr:${slot_mb}M:"$W/k-old.img" --part 4:USR-B:usr:${slot_mb}M \
-        --part 6:OEM:linux:1M --part 9:ROOT:root:rest >/dev/null
-"$B/cairn-server" --reldir "$REL" --db "$S/db.sqlite" --listen 127.0.0.1:0 >"$S/server.out" 2>"$S/server.log" &
-SPID=$!
-for _ in $(seq 100); do grep -q "listening on" "$S/server.out" 2>/dev/null && break; sleep 0.05; done
-PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$S/server.out")
+ab_disk "$S/disk0.img" "$W/k-old.img" "$slot_mb" bench "$S"
+CAIRN_SERVER=$B/cairn-server start_cairn_server SRV "$S/server.out" "$S/server.log" --reldir "$REL" --db "$S/db.sqlite"
+PORT=$SRV_PORT
 R=$S/root
 mkdir -p "$R/etc/cairn" "$R/usr/lib" "$R/usr/share/cairn/keys" "$R/var/lib/cairn"
 echo 0123456789abcdef0123456789abcdef >"$R/etc/machine-id"

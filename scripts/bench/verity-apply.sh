@@ -14,6 +14,7 @@ RUNS=${RUNS:-5}
 IMG=${1:-out/usr.img}
 [ -s "$IMG" ] || { echo "verity-apply.sh: $IMG missing (make image)" >&2; exit 1; }
 . tests/lib/usr-image.sh
+. tests/lib/ab-disk.sh
 export MTOOLS_SKIP_CHECK=1
 S=$(mktemp -d "${BENCH_TMP:-/dev/shm}/cairn-vapply.XXXXXX")
 PIDS=
@@ -54,16 +55,8 @@ for mode in plain verity; do
         printf 'GROUP=alpha\nSERVER=http://127.0.0.1:%s/v1/update/\nREBOOT_STRATEGY=off\n' "$port" \
                 >"$S/root-$mode/etc/cairn/update.conf"
 done
-mkdir -p "$S/esp/EFI/BOOT"
-grub-editenv "$S/esp/EFI/BOOT/grubenv" create
-grub-editenv "$S/esp/EFI/BOOT/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0 B_TRIES=0 B_SUCCESSFUL=0
-cp "$S/esp/EFI/BOOT/grubenv" "$S/esp/EFI/BOOT/grubenv.bak"
-mkfs.vfat -C -F 32 -n EFI-SYSTEM "$S/esp.img" 34000 >/dev/null
-mcopy -s -m -Q -i "$S/esp.img" "$S/esp/EFI" ::/
 size=$(stat -c %s "$IMG")
-"$B/cairn-mkdisk" -o "$S/disk0.img" --size $(((size >> 20) * 2 + 64))M --seed bench \
-        --part 1:EFI-SYSTEM:esp:34M:"$S/esp.img" --part 3:USR-A:usr:$((size >> 20))M:"$IMG" \
-        --part 4:USR-B:usr:$((size >> 20))M --part 9:ROOT:root:rest >/dev/null
+ab_disk "$S/disk0.img" "$IMG" $(( (size + (1 << 20) - 1) >> 20 )) bench "$S"
 : >"$S/results"
 for i in $(seq "$RUNS"); do
         order="plain verity"

@@ -4,7 +4,7 @@
 # ESP's first sector (refused with one line naming partitions and sectors, the disk byte-identical), and a disk or
 # state directory locked by another process with flock(1) (refused as busy, nothing changed). Then the same disk,
 # unlocked and with a sane table, updates normally (so the refusals came from the checks).
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 command -v flock >/dev/null || { echo "skip: flock (util-linux) not installed"; exit 77; }
 fx_all
 BC=$B/cairn-bootcfg

@@ -5,7 +5,7 @@
 # server, a redirect loop, malformed Omaha, a slot device that fails writes (EIO), a full state directory. Each must
 # fail with one clear line, leave the running slot and the boot selection untouched; then the daemon survives a
 # series of them with backoff and finally updates when the server is fixed.
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 fx_all
 NOT_RUN=() # cases this machine cannot run: reported as a skip of the whole test at the end, after all others ran
 REL=$B/cairn-release

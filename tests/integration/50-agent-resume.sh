@@ -3,7 +3,7 @@
 # takes a few seconds), then a rerun: it resumes from the last verified chunk (fewer bytes fetched), completes, and
 # the slot verifies. Default: 20 random points (seed printed; CAIRN_RESUME_SEED=S repeats a run);
 # CAIRN_RESUME_POINTS="0.3 1.5 2.6" (seconds) for fixed ones, CAIRN_RESUME_RANDOM=N for another count.
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 fx_all
 P2_SIZE=$(stat -c %s "$P2")
 echo 'DOWNLOAD_RATE_LIMIT=4M' >>"$R/etc/cairn/update.conf"

@@ -3,7 +3,7 @@
 # counted from the server's request log), events and the instance table, the post-boot health gate → mark-good,
 # rollback detection (failed version never retried automatically), the daemon with cairnctl over its socket, and
 # `cairnctl status` from the state file when the daemon is down.
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 fx_all
 P2_SIZE=$(stat -c %s "$P2")
 instances() { curl -sf "$URL/api/v1/instances"; }

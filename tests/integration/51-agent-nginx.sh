@@ -2,7 +2,7 @@
 # tests/integration/51-agent-nginx.sh — the payload served by a plain web server: cairn-server answers the update
 # check with a codebase on a real nginx (--base-url) serving the same release directory, and cairn-updated does
 # its delta update from nginx alone (manifest prefix and chunk runs by HTTP Range), exactly as from a CDN.
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 . tests/lib/nginx.sh
 fx_images; fx_disk; fx_release
 rc=0; nginx_start "$T/rel" "$T" || rc=$?

@@ -2,7 +2,7 @@
 # tests/integration/52-agent-throttle.sh — the host's own work comes first: without --no-nice the agent runs at
 # nice 19 and I/O class best-effort 7, and DOWNLOAD_RATE_LIMIT holds the transfer to the configured rate (a full
 # download of the payload cannot finish faster than size / rate; only a lower bound is checked).
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 fx_all
 P2_SIZE=$(stat -c %s "$P2")
 RATE=$((4 * 1024 * 1024))

@@ -3,7 +3,7 @@
 # release is accepted, before any reboot: 2.0.0 is signed by both trusted keys and revokes the second ("other");
 # the agent stages it and records the revocation; then a 3.0.0 signed only by "other" (still in the trusted key
 # directory, which only the next /usr replaces) is refused, and the staged 2.0.0 stays as it was.
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 fx_images; fx_disk
 "$B/cairn-keygen" -o "$T/release" >/dev/null
 other_id=$("$B/cairn-keygen" -o "$T/other")

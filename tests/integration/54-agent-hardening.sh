@@ -7,7 +7,7 @@
 # that tries to forge log lines, a file-size limit (ulimit -f), the signal mask and dispositions children start
 # with, the next <url> after a dead one, update_engine error codes in events, and the app status as the reason.
 # Every case runs; the failures are listed at the end. CAIRN_BIN=DIR runs it against other binaries.
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 fx_all
 P2_SIZE=$(stat -c %s "$P2")
 FAILED=()

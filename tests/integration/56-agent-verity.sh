@@ -7,7 +7,7 @@
 #  - a good release: B holds the image, its tree verifies with veritysetup against the signed root, cairnctl
 #    status shows that root as staged, cairn-bootcfg status shows B's version and root;
 #  - cairn-release refuses a root hash of the wrong length and a layout without root or past the image end.
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 command -v veritysetup >/dev/null || { echo "skip: veritysetup (cryptsetup-bin) not installed"; exit 77; }
 
 sealed_image() { # TREE VERSION OUT: a slot-sized sealed image of TREE with os-release VERSION

@@ -4,7 +4,7 @@
 # reboot into B; a host whose active slot was modified falls back to the full payload by itself, having fetched no
 # more of the delta than its manifest; kill -9 in the middle of a delta apply resumes from the last verified chunk.
 FX_DELTAS=2
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 fx_images; fx_disk; fx_release; fx_server; fx_root
 D2=$T/rel/payloads/2.0.0/deltas/cairn-2.0.0-amd64-from-1.0.0.cairn
 [ -f "$D2" ] && [ -f "$D2.sha256" ] || fail "ci/release.sh made no delta 1.0.0 → 2.0.0"

@@ -7,7 +7,7 @@
 # the daemon's status --json and cairnctl reboot under REBOOT_STRATEGY=off; reboot windows (closed: waits and
 # shows the next opening; open: reboots inside it); the cairnctl lock verbs; the FleetLock client (protocol as
 # Zincati/airlock document it: header, body, error body). The reboot command is a test seam (--reboot-cmd).
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 for t in etcd etcdctl; do
         command -v $t >/dev/null || { echo "skip: $t not installed (scripts/deps.sh installs etcd-server, etcd-client)"; exit 77; }
 done

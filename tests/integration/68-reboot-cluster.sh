@@ -5,7 +5,7 @@
 # its new boot passed the health gate. Then two nodes down (no quorum): `cairnctl reboot` on every host reboots
 # nobody and every status says why; a node returns and all of them reboot (still at most 2 at a time). The test
 # plays the machines: when a host's reboot command has run, it kills that daemon and starts it in the next boot.
-source "$(dirname "$0")/50-agent-common.sh"
+source "$(dirname "$0")/../lib/agent-fixture.sh"
 for t in etcd etcdctl; do
         command -v $t >/dev/null || { echo "skip: $t not installed (scripts/deps.sh installs etcd-server, etcd-client)"; exit 77; }
 done

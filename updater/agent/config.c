@@ -76,11 +76,7 @@ static int set_rate(const char *v, uint64_t min, uint64_t *ret, KvError *e, cons
 }
 
 static int set_str(char *dst, size_t size, const char *v, KvError *e) {
-        size_t n = strlen(v);
-        if (n >= size)
-                return bad(e, -EINVAL, "is too long");
-        memcpy(dst, v, n + 1);
-        return 0;
+        return kvfile_copy(dst, size, v) < 0 ? bad(e, -EINVAL, "is too long") : 0;
 }
 
 /* An http:// or https:// URL without control characters. */

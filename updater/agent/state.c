@@ -63,14 +63,6 @@ void agent_state_add_failed(AgentState *s, const char *version) {
         strcpy(s->failed[s->n_failed++], version);
 }
 
-static int set_str(char *dst, size_t size, const char *v) {
-        size_t n = strlen(v);
-        if (n >= size)
-                return -EINVAL;
-        memcpy(dst, v, n + 1);
-        return 0;
-}
-
 static int parse_slot(const char *v, int *ret) {
         if (!*v || strcmp(v, "-") == 0)
                 *ret = -1;
@@ -95,7 +87,7 @@ static void note_reset(AgentState *s, const char *k, const char *v, const char *
                  why);
 }
 
-#define VSTR(field) set_str(s->field, sizeof s->field, v)
+#define VSTR(field) (kvfile_copy(s->field, sizeof s->field, v) < 0 ? -EINVAL : 0)
 
 /* One KEY=VALUE of the state file. A value that does not parse leaves the field at its default (from
  * agent_state_init) and is noted; it never fails the load. */

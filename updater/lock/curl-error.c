@@ -2,8 +2,47 @@
 #include "curl-error.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void lock_curl_global_init(void) {
+        pthread_once(&curl_once, curl_init_once);
+}
+
+void lock_curl_post_setup(CURL *c, const LockOptions *o, const char *url, struct curl_slist *hdr, const char *body,
+                          char *errbuf, curl_write_callback write_fn, void *write_data) {
+        curl_easy_reset(c);
+        errbuf[0] = 0;
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+#if LIBCURL_VERSION_NUM >= 0x075500
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)o->timeout);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)o->connect_timeout);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "cairn-lock/1");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_fn);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, write_data);
+        if (o->ca_file)
+                curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+        if (o->cert_file)
+                curl_easy_setopt(c, CURLOPT_SSLCERT, o->cert_file);
+        if (o->key_file)
+                curl_easy_setopt(c, CURLOPT_SSLKEY, o->key_file);
+}
 
 int lock_curl_error(CURLcode c, const char *url, const LockCurlContext *x, char *err, size_t errsize) {
         const char *w = x->what ? x->what : "";

@@ -144,11 +144,6 @@ int lock_options_add_endpoints(LockOptions *o, char *list) {
 
 /* ---- HTTP ---- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 typedef struct Buf {
         char *data;
         size_t len, cap;
@@ -186,8 +181,6 @@ static int curl_fail(Lock *l, CURLcode c, const char *url, const Buf *b) {
 
 static int http_post(Lock *l, const char *url, const char *body, Buf *out, long *ret_status) {
         CURL *c = l->curl;
-        curl_easy_reset(c);
-        l->curl_err[0] = 0;
         _cleanup_(curl_slist_free_allp) struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
         if (!hdr)
                 return -ENOMEM;
@@ -199,30 +192,7 @@ static int http_post(Lock *l, const char *url, const char *body, Buf *out, long 
                         return -ENOMEM;
                 hdr = n;
         }
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, l->curl_err);
-#if LIBCURL_VERSION_NUM >= 0x075500
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)l->o.timeout);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)l->o.connect_timeout);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "cairn-lock/1");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ETCD_RESPONSE_MAX);
-        if (l->o.ca_file)
-                curl_easy_setopt(c, CURLOPT_CAINFO, l->o.ca_file);
-        if (l->o.cert_file)
-                curl_easy_setopt(c, CURLOPT_SSLCERT, l->o.cert_file);
-        if (l->o.key_file)
-                curl_easy_setopt(c, CURLOPT_SSLKEY, l->o.key_file);
+        lock_curl_post_setup(c, &l->o, url, hdr, body, l->curl_err, buf_write, out);
         l->stats.requests++;
         CURLcode cc = curl_easy_perform(c);
         if (cc != CURLE_OK)
@@ -604,7 +574,7 @@ static int etcd_open(const LockOptions *o, Lock **ret) {
                         return -EPROTONOSUPPORT;
         if ((o->cert_file == NULL) != (o->key_file == NULL))
                 return -EINVAL;
-        pthread_once(&curl_once, curl_init_once);
+        lock_curl_global_init();
         _cleanup_free_ Lock *l = calloc(1, sizeof *l);
         if (!l)
                 return -ENOMEM;

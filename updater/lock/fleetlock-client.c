@@ -69,11 +69,6 @@ static size_t answer_write(char *ptr, size_t size, size_t nmemb, void *ud) {
         return n;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static int curl_fail(Lock *l, CURLcode c, const char *url, const Answer *a) {
         LockCurlContext x = { .what = "FleetLock ", .curl_err = l->curl_err, .timeout = l->o.timeout,
                               .ca_file = l->o.ca_file, .has_client_cert = l->o.cert_file != NULL,
@@ -149,34 +144,10 @@ static int call(Lock *l, const char *op, const char *id) {
                 return -ENOMEM;
         hdr = h2;
         CURL *c = l->curl;
-        curl_easy_reset(c);
-        l->curl_err[0] = 0;
         Answer *a = calloc(1, sizeof *a);
         if (!a)
                 return -ENOMEM;
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, l->curl_err);
-#if LIBCURL_VERSION_NUM >= 0x075500
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)l->o.timeout);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)l->o.connect_timeout);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "cairn-lock/1");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, answer_write);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
-        if (l->o.ca_file)
-                curl_easy_setopt(c, CURLOPT_CAINFO, l->o.ca_file);
-        if (l->o.cert_file)
-                curl_easy_setopt(c, CURLOPT_SSLCERT, l->o.cert_file);
-        if (l->o.key_file)
-                curl_easy_setopt(c, CURLOPT_SSLKEY, l->o.key_file);
+        lock_curl_post_setup(c, &l->o, url, hdr, text, l->curl_err, answer_write, a);
         l->stats.requests++;
         CURLcode cc = curl_easy_perform(c);
         int r = 0;
@@ -208,7 +179,7 @@ static int fl_open(const LockOptions *o, Lock **ret) {
                 n--;
         if (n >= FLEETLOCK_URL_MAX)
                 return -ENAMETOOLONG;
-        pthread_once(&curl_once, curl_init_once);
+        lock_curl_global_init();
         _cleanup_free_ Lock *l = calloc(1, sizeof *l);
         if (!l)
                 return -ENOMEM;

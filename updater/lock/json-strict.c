@@ -12,7 +12,7 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free);
 
-_printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...) {
+int json_bad(char *err, size_t errlen, const char *fmt, ...) {
         if (err && errlen) {
                 va_list ap;
                 va_start(ap, fmt);
@@ -44,9 +44,9 @@ static bool json_chars_only(const char *s, size_t len) {
 int json_parse_strict_object(const char *untrusted, size_t len, int depth, const char *what, json_object **ret,
                              char *err, size_t errlen) {
         if (memchr(untrusted, 0, len))
-                return fail(err, errlen, "%s contains a NUL byte", what);
+                return json_bad(err, errlen, "%s contains a NUL byte", what);
         if (!json_chars_only(untrusted, len))
-                return fail(err, errlen, "%s is not JSON: unexpected characters", what);
+                return json_bad(err, errlen, "%s is not JSON: unexpected characters", what);
         _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(depth);
         if (!tok)
                 return -ENOMEM;
@@ -54,13 +54,13 @@ int json_parse_strict_object(const char *untrusted, size_t len, int depth, const
         _cleanup_(json_object_putp) json_object *root = json_tokener_parse_ex(tok, untrusted, (int)len);
         enum json_tokener_error je = json_tokener_get_error(tok);
         if (!root || je != json_tokener_success)
-                return fail(err, errlen, "%s is not JSON: %s", what,
+                return json_bad(err, errlen, "%s is not JSON: %s", what,
                             je == json_tokener_continue ? "truncated" : json_tokener_error_desc(je));
         for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
                 if (!strchr(" \t\r\n", untrusted[i]))
-                        return fail(err, errlen, "trailing bytes after the JSON object");
+                        return json_bad(err, errlen, "trailing bytes after the JSON object");
         if (!json_object_is_type(root, json_type_object))
-                return fail(err, errlen, "%s is a JSON %s, not an object", what,
+                return json_bad(err, errlen, "%s is a JSON %s, not an object", what,
                             json_type_to_name(json_object_get_type(root)));
         *ret = TAKE_PTR(root);
         return 0;

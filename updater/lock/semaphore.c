@@ -34,26 +34,16 @@ bool semaphore_id_valid(const char *id) {
         return true;
 }
 
-_printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...) {
-        if (err && errlen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
-
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int get_int(json_object *o, const char *name, int64_t min, int64_t max, int64_t *ret, char *err, size_t errlen) {
         if (!json_object_is_type(o, json_type_int))
-                return fail(err, errlen, "\"%s\" is %s, not an integer", name, json_type_to_name(json_object_get_type(o)));
+                return json_bad(err, errlen, "\"%s\" is %s, not an integer", name, json_type_to_name(json_object_get_type(o)));
         int64_t v = json_object_get_int64(o); /* json-c clamps out-of-range numbers to INT64_MIN/MAX */
         if (v < min || v > max)
-                return fail(err, errlen, "\"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64, name, v, min, max);
+                return json_bad(err, errlen, "\"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64, name, v, min, max);
         *ret = v;
         return 0;
 }
@@ -65,7 +55,7 @@ int semaphore_parse(const char *untrusted, size_t len, Semaphore *ret, char *err
                 return -E2BIG;
         }
         if (len == 0)
-                return fail(err, errlen, "value is empty");
+                return json_bad(err, errlen, "value is empty");
         _cleanup_(json_object_putp) json_object *root = NULL;
         int r = json_parse_strict_object(untrusted, len, 4, "value", &root, err, errlen);
         if (r < 0)
@@ -83,11 +73,11 @@ int semaphore_parse(const char *untrusted, size_t len, Semaphore *ret, char *err
                         have_holders = true;
                 } else {
                         char safe[64];
-                        return fail(err, errlen, "unknown member \"%s\"", log_safe(safe, sizeof safe, k));
+                        return json_bad(err, errlen, "unknown member \"%s\"", log_safe(safe, sizeof safe, k));
                 }
         }
         if (!jsem || !jmax || !have_holders)
-                return fail(err, errlen, "member \"%s\" missing", !jsem ? "semaphore" : !jmax ? "max" : "holders");
+                return json_bad(err, errlen, "member \"%s\" missing", !jsem ? "semaphore" : !jmax ? "max" : "holders");
 
         int64_t sem, max;
         r = get_int(jmax, "max", 0, SEMAPHORE_MAX_MAX, &max, err, errlen);
@@ -100,7 +90,7 @@ int semaphore_parse(const char *untrusted, size_t len, Semaphore *ret, char *err
         size_t n = 0;
         if (jholders) { /* NULL: JSON null, Go's encoding of an empty slice */
                 if (!json_object_is_type(jholders, json_type_array))
-                        return fail(err, errlen, "\"holders\" is %s, not a list",
+                        return json_bad(err, errlen, "\"holders\" is %s, not a list",
                                     json_type_to_name(json_object_get_type(jholders)));
                 n = json_object_array_length(jholders);
                 if (n > SEMAPHORE_MAX_HOLDERS) {
@@ -118,12 +108,12 @@ int semaphore_parse(const char *untrusted, size_t len, Semaphore *ret, char *err
         for (size_t i = 0; i < n; i++) {
                 json_object *h = json_object_array_get_idx(jholders, i);
                 if (!json_object_is_type(h, json_type_string))
-                        return fail(err, errlen, "holder %zu is %s, not a string", i,
+                        return json_bad(err, errlen, "holder %zu is %s, not a string", i,
                                     json_type_to_name(json_object_get_type(h)));
                 const char *id = json_object_get_string(h);
                 if ((size_t)json_object_get_string_len(h) != strlen(id) || !semaphore_id_valid(id)) {
                         char safe[80];
-                        return fail(err, errlen, "holder %zu \"%s\" is not a valid id (1..%u printable bytes)", i,
+                        return json_bad(err, errlen, "holder %zu \"%s\" is not a valid id (1..%u printable bytes)", i,
                                     log_safe_n(safe, sizeof safe, id, (size_t)json_object_get_string_len(h)),
                                     SEMAPHORE_ID_MAX);
                 }
@@ -136,9 +126,9 @@ int semaphore_parse(const char *untrusted, size_t len, Semaphore *ret, char *err
                 qsort(s.holders, n, sizeof *s.holders, cmp_str);
         for (size_t i = 1; i < n; i++)
                 if (strcmp(s.holders[i - 1], s.holders[i]) == 0)
-                        return fail(err, errlen, "holder \"%s\" listed twice", s.holders[i]);
+                        return json_bad(err, errlen, "holder \"%s\" listed twice", s.holders[i]);
         if (sem != max - (int64_t)n)
-                return fail(err, errlen, "\"semaphore\" is %" PRId64 " but max %" PRId64 " minus %zu holders is %" PRId64,
+                return json_bad(err, errlen, "\"semaphore\" is %" PRId64 " but max %" PRId64 " minus %zu holders is %" PRId64,
                             sem, max, n, max - (int64_t)n);
         *ret = s;
         s = (Semaphore){ 0 };

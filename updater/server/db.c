@@ -3,6 +3,8 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <sqlite3.h>
 #include <time.h>
 
@@ -232,6 +234,22 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v) {
                 sqlite3_bind_null(s, i);
 }
 
+/* Binds the parameters 1.. of s from the arguments, one letter of types each: 't' a const char * (NULL or ""
+ * binds NULL), 'i' an int, 'I' an int64_t. Returns s, for step_done()/step_int(). */
+static sqlite3_stmt *bind(sqlite3_stmt *s, const char *types, ...) {
+        va_list ap;
+        va_start(ap, types);
+        for (int i = 1; types[i - 1]; i++)
+                switch (types[i - 1]) {
+                case 't': bind_text(s, i, va_arg(ap, const char *)); break;
+                case 'i': sqlite3_bind_int(s, i, va_arg(ap, int)); break;
+                case 'I': sqlite3_bind_int64(s, i, va_arg(ap, int64_t)); break;
+                default: abort(); /* a programming error in this file */
+                }
+        va_end(ap);
+        return s;
+}
+
 /* Step a statement that returns no rows (or whose rows we ignore), then reset it. */
 static int step_done(sqlite3_stmt *s) {
         int rc = sqlite3_step(s);
@@ -258,99 +276,65 @@ static bool event_is_noise(const OmahaEvent *ev) {
                (!ev->previousversion[0] || strcmp(ev->previousversion, "0.0.0.0") == 0);
 }
 
+/* A grant row for this machine (ST_GRANT_ENSURE: unlimited, or ST_GRANT_INSERT: within the period's limit). */
+static int grant_record(ServerDb *db, int st, const DbVisit *v) {
+        return step_done(bind(db->st[st], "tttI", v->channel, v->grant_version, v->machine_id, (int64_t)v->now));
+}
+
+/* Decides a limited grant: already granted to this machine, or fewer than max_per_period granted this period. */
+static int grant_limited(ServerDb *db, const DbVisit *v, bool *ret_granted) {
+        int64_t has = 0, count = 0;
+        int r = step_int(bind(db->st[ST_GRANT_HAS], "ttt", v->channel, v->grant_version, v->machine_id), &has);
+        if (r < 0 || has) {
+                *ret_granted = has;
+                return r;
+        }
+        r = step_int(bind(db->st[ST_GRANT_COUNT], "ttI", v->channel, v->grant_version, (int64_t)v->period_start),
+                     &count);
+        if (r < 0 || count >= (int64_t)v->max_per_period) {
+                *ret_granted = false;
+                return r;
+        }
+        *ret_granted = true;
+        return grant_record(db, ST_GRANT_INSERT, v);
+}
+
+static int event_record(ServerDb *db, const DbVisit *v, const OmahaEvent *ev) {
+        int r = step_done(bind(db->st[ST_EVENT_INSERT], "tItiiit", v->machine_id, (int64_t)v->now, v->version,
+                               (int)ev->type, (int)ev->result, (int)ev->errorcode, ev->previousversion));
+        if (r >= 0)
+                r = step_done(bind(db->st[ST_INSTANCE_EVENT], "tiiiI", v->machine_id, (int)ev->type, (int)ev->result,
+                                   (int)ev->errorcode, (int64_t)v->now));
+        if (r >= 0)
+                r = step_done(bind(db->st[ST_EVENT_TRIM], "ti", v->machine_id, EVENTS_KEPT_PER_MACHINE - 1));
+        return r;
+}
+
 static int visit_locked(ServerDb *db, const DbVisit *v, bool *ret_granted) {
         int r;
         bool granted = false;
         const char *answer = v->answer;
-        const char *offered = NULL;
 
         if (v->grant_version && v->max_per_period == 0) {
-                sqlite3_stmt *s = db->st[ST_GRANT_ENSURE];
-                bind_text(s, 1, v->channel);
-                bind_text(s, 2, v->grant_version);
-                bind_text(s, 3, v->machine_id);
-                sqlite3_bind_int64(s, 4, v->now);
-                if ((r = step_done(s)) < 0)
+                if ((r = grant_record(db, ST_GRANT_ENSURE, v)) < 0)
                         return r;
                 granted = true;
-                offered = v->grant_version;
         } else if (v->grant_version) {
-                sqlite3_stmt *s = db->st[ST_GRANT_HAS];
-                int64_t has = 0, count = 0;
-                bind_text(s, 1, v->channel);
-                bind_text(s, 2, v->grant_version);
-                bind_text(s, 3, v->machine_id);
-                if ((r = step_int(s, &has)) < 0)
+                if ((r = grant_limited(db, v, &granted)) < 0)
                         return r;
-                if (has)
-                        granted = true;
-                else {
-                        s = db->st[ST_GRANT_COUNT];
-                        bind_text(s, 1, v->channel);
-                        bind_text(s, 2, v->grant_version);
-                        sqlite3_bind_int64(s, 3, v->period_start);
-                        if ((r = step_int(s, &count)) < 0)
-                                return r;
-                        if (count < (int64_t)v->max_per_period) {
-                                s = db->st[ST_GRANT_INSERT];
-                                bind_text(s, 1, v->channel);
-                                bind_text(s, 2, v->grant_version);
-                                bind_text(s, 3, v->machine_id);
-                                sqlite3_bind_int64(s, 4, v->now);
-                                if ((r = step_done(s)) < 0)
-                                        return r;
-                                granted = true;
-                        }
-                }
-                if (granted)
-                        offered = v->grant_version;
-                else
+                if (!granted)
                         answer = "limit";
         }
 
-        sqlite3_stmt *s = db->st[ST_INSTANCE_UPSERT];
-        bind_text(s, 1, v->machine_id);
-        bind_text(s, 2, v->alias);
-        bind_text(s, 3, v->appid);
-        bind_text(s, 4, v->version);
-        bind_text(s, 5, v->channel);
-        bind_text(s, 6, v->board);
-        bind_text(s, 7, v->ip);
-        sqlite3_bind_int64(s, 8, v->now);
-        sqlite3_bind_int(s, 9, v->updatecheck);
-        bind_text(s, 10, v->updatecheck ? answer : NULL);
-        bind_text(s, 11, offered);
-        if ((r = step_done(s)) < 0)
+        r = step_done(bind(db->st[ST_INSTANCE_UPSERT], "tttttttIitt", v->machine_id, v->alias, v->appid, v->version,
+                           v->channel, v->board, v->ip, (int64_t)v->now, (int)v->updatecheck,
+                           v->updatecheck ? answer : NULL, granted ? v->grant_version : NULL));
+        if (r < 0)
                 return r;
 
-        for (size_t i = 0; i < v->n_events; i++) {
-                const OmahaEvent *ev = &v->events[i];
-                if (event_is_noise(ev))
-                        continue;
-                s = db->st[ST_EVENT_INSERT];
-                bind_text(s, 1, v->machine_id);
-                sqlite3_bind_int64(s, 2, v->now);
-                bind_text(s, 3, v->version);
-                sqlite3_bind_int(s, 4, ev->type);
-                sqlite3_bind_int(s, 5, ev->result);
-                sqlite3_bind_int(s, 6, ev->errorcode);
-                bind_text(s, 7, ev->previousversion);
-                if ((r = step_done(s)) < 0)
+        for (size_t i = 0; i < v->n_events; i++)
+                if (!event_is_noise(&v->events[i]) && (r = event_record(db, v, &v->events[i])) < 0)
                         return r;
-                s = db->st[ST_INSTANCE_EVENT];
-                bind_text(s, 1, v->machine_id);
-                sqlite3_bind_int(s, 2, ev->type);
-                sqlite3_bind_int(s, 3, ev->result);
-                sqlite3_bind_int(s, 4, ev->errorcode);
-                sqlite3_bind_int64(s, 5, v->now);
-                if ((r = step_done(s)) < 0)
-                        return r;
-                s = db->st[ST_EVENT_TRIM];
-                bind_text(s, 1, v->machine_id);
-                sqlite3_bind_int(s, 2, EVENTS_KEPT_PER_MACHINE - 1);
-                if ((r = step_done(s)) < 0)
-                        return r;
-        }
         *ret_granted = granted;
         return 0;
 }

@@ -23,31 +23,21 @@ bool fleetlock_group_valid(const char *group) {
         return true;
 }
 
-_printf_(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...) {
-        if (err && errlen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
-
 /* A member that must be a non-empty string of at most max bytes without NUL. */
 static int get_string(json_object *obj, const char *name, size_t max, const char **ret, char *err, size_t errlen) {
         json_object *v;
         if (!json_object_object_get_ex(obj, name, &v) || !v)
-                return fail(err, errlen, "\"client_params\" has no \"%s\"", name);
+                return json_bad(err, errlen, "\"client_params\" has no \"%s\"", name);
         if (!json_object_is_type(v, json_type_string))
-                return fail(err, errlen, "\"%s\" is %s, not a string", name, json_type_to_name(json_object_get_type(v)));
+                return json_bad(err, errlen, "\"%s\" is %s, not a string", name, json_type_to_name(json_object_get_type(v)));
         size_t n = (size_t)json_object_get_string_len(v);
         const char *s = json_object_get_string(v);
         if (n == 0)
-                return fail(err, errlen, "\"%s\" is empty", name);
+                return json_bad(err, errlen, "\"%s\" is empty", name);
         if (strlen(s) != n)
-                return fail(err, errlen, "\"%s\" contains a NUL character", name);
+                return json_bad(err, errlen, "\"%s\" contains a NUL character", name);
         if (n > max)
-                return fail(err, errlen, "\"%s\" is %zu bytes, more than %zu", name, n, max);
+                return json_bad(err, errlen, "\"%s\" is %zu bytes, more than %zu", name, n, max);
         *ret = s;
         return 0;
 }
@@ -59,16 +49,16 @@ int fleetlock_parse_params(const char *untrusted, size_t len, FleetLockParams *r
                 return -EMSGSIZE;
         }
         if (len == 0)
-                return fail(err, errlen, "empty body (expected {\"client_params\":{\"id\":…,\"group\":…}})");
+                return json_bad(err, errlen, "empty body (expected {\"client_params\":{\"id\":…,\"group\":…}})");
         _cleanup_(json_object_putp) json_object *root = NULL;
         int r = json_parse_strict_object(untrusted, len, 3, "body", &root, err, errlen);
         if (r < 0)
                 return r;
         json_object *cp;
         if (!json_object_object_get_ex(root, "client_params", &cp) || !cp)
-                return fail(err, errlen, "no \"client_params\" object");
+                return json_bad(err, errlen, "no \"client_params\" object");
         if (!json_object_is_type(cp, json_type_object))
-                return fail(err, errlen, "\"client_params\" is %s, not an object", json_type_to_name(json_object_get_type(cp)));
+                return json_bad(err, errlen, "\"client_params\" is %s, not an object", json_type_to_name(json_object_get_type(cp)));
         const char *id, *group;
         r = get_string(cp, "id", SEMAPHORE_ID_MAX, &id, err, errlen);
         if (r < 0)
@@ -78,10 +68,10 @@ int fleetlock_parse_params(const char *untrusted, size_t len, FleetLockParams *r
                 return r;
         char safe[96];
         if (!semaphore_id_valid(id) || !fleetlock_utf8_valid(id))
-                return fail(err, errlen, "\"id\" \"%s\" has a control character, '\"', '\\' or invalid UTF-8",
+                return json_bad(err, errlen, "\"id\" \"%s\" has a control character, '\"', '\\' or invalid UTF-8",
                             log_safe(safe, sizeof safe, id));
         if (!fleetlock_group_valid(group))
-                return fail(err, errlen, "\"group\" \"%s\" does not match ^[a-zA-Z0-9.-]+$",
+                return json_bad(err, errlen, "\"group\" \"%s\" does not match ^[a-zA-Z0-9.-]+$",
                             log_safe(safe, sizeof safe, group));
         snprintf(ret->id, sizeof ret->id, "%s", id);
         snprintf(ret->group, sizeof ret->group, "%s", group);

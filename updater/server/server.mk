@@ -21,5 +21,5 @@ fuzz-fleetlock_LIBS = -ljson-c
 
 # scripts/bench/fleetlock.sh's load generator (not installed).
 BINS += cairn-fleetlock-bench
-cairn-fleetlock-bench_SRCS = updater/tools/fleetlock-bench.c
+cairn-fleetlock-bench_SRCS = updater/tools/fleetlock-bench.c updater/tools/latency.c
 cairn-fleetlock-bench_LIBS = -lcurl -lpthread

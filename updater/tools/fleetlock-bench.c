@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "parse.h"
+#include "tools/latency.h"
 
 static const char *base, *group = "default";
 static unsigned seconds = 5;
@@ -24,15 +25,8 @@ typedef struct Worker {
         pthread_t t;
         unsigned n;
         uint64_t rounds, busy;
-        double *lat;
-        size_t n_lat, cap_lat;
+        Latencies lat;
 } Worker;
-
-static double now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static size_t sink(char *p, size_t size, size_t n, void *ud) {
         char *b = ud;
@@ -72,7 +66,7 @@ static void *worker(void *ud) {
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         while (!stop) {
-                double t0 = now_ms();
+                double t0 = latency_now_ms();
                 long st = post(c, "/v1/pre-reboot", body, answer);
                 if (st == 409 || st == 503) { /* full, or (etcd) every request slot of the server busy */
                         w->busy++;
@@ -85,25 +79,13 @@ static void *worker(void *ud) {
                         failed = 1;
                         break;
                 }
-                if (w->n_lat == w->cap_lat) {
-                        size_t cap = w->cap_lat ? w->cap_lat * 2 : 4096;
-                        double *d = realloc(w->lat, cap * sizeof *d);
-                        if (!d)
-                                break;
-                        w->lat = d;
-                        w->cap_lat = cap;
-                }
-                w->lat[w->n_lat++] = now_ms() - t0;
+                if (latencies_add(&w->lat, latency_now_ms() - t0) < 0)
+                        break;
                 w->rounds++;
         }
         curl_slist_free_all(h);
         curl_easy_cleanup(c);
         return NULL;
-}
-
-static int cmp_d(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
@@ -150,22 +132,18 @@ int main(int argc, char **argv) {
         nanosleep(&ts, NULL);
         stop = true;
         uint64_t rounds = 0, busy = 0;
-        size_t n = 0;
         for (unsigned i = 0; i < clients; i++) {
                 pthread_join(w[i].t, NULL);
                 rounds += w[i].rounds;
                 busy += w[i].busy;
-                n += w[i].n_lat;
         }
-        double *all = calloc(n ? n : 1, sizeof *all);
-        if (!all)
-                return 1;
-        size_t k = 0;
-        for (unsigned i = 0; i < clients; i++)
-                for (size_t j = 0; j < w[i].n_lat; j++)
-                        all[k++] = w[i].lat[j];
-        qsort(all, n, sizeof *all, cmp_d);
+        Latencies all = { 0 };
+        if (latencies_merge(&all, &w[0].lat, clients, sizeof w[0]) < 0)
+                return log_error(-ENOMEM, "latencies"), 1;
+        double p50 = latencies_quantile(&all, 0.50), p99 = latencies_quantile(&all, 0.99);
         printf("rounds=%" PRIu64 " rounds_per_s=%.0f busy=%" PRIu64 " p50_ms=%.2f p99_ms=%.2f\n", rounds,
-               (double)rounds / seconds, busy, n ? all[n / 2] : 0.0, n ? all[(size_t)((double)n * 0.99)] : 0.0);
+               (double)rounds / seconds, busy, p50, p99);
+        latencies_free(&all);
+        free(w);
         return failed ? 1 : 0;
 }

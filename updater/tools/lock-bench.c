@@ -15,6 +15,7 @@
 #include "lock/lock.h"
 #include "log.h"
 #include "parse.h"
+#include "tools/latency.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
@@ -28,27 +29,12 @@ typedef struct Worker {
         pthread_t t;
         unsigned n;
         uint64_t rounds, conflicts, gave_up;
-        double *lat; /* ms per round */
-        size_t n_lat, cap_lat;
+        Latencies lat;
 } Worker;
 
-static double now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void record(Worker *w, double ms) {
-        if (w->n_lat == w->cap_lat) {
-                size_t cap = w->cap_lat ? w->cap_lat * 2 : 4096;
-                double *d = realloc(w->lat, cap * sizeof *d);
-                if (!d)
-                        return;
-                w->lat = d;
-                w->cap_lat = cap;
-        }
-        w->lat[w->n_lat++] = ms;
-        w->rounds++;
+        if (latencies_add(&w->lat, ms) == 0)
+                w->rounds++;
 }
 
 static void *lock_worker(void *ud) {
@@ -62,7 +48,7 @@ static void *lock_worker(void *ud) {
         char id[64];
         snprintf(id, sizeof id, "bench-%03u", w->n);
         while (!stop) {
-                double t0 = now_ms();
+                double t0 = latency_now_ms();
                 int r = b->take(l, id);
                 if (r == -EBUSY)
                         continue;
@@ -79,7 +65,7 @@ static void *lock_worker(void *ud) {
                         failed = 1;
                         break;
                 }
-                record(w, now_ms() - t0);
+                record(w, latency_now_ms() - t0);
         }
         LockStats st;
         b->stats(l, &st);
@@ -145,7 +131,7 @@ static void *raw_worker(void *ud) {
         snprintf(body, sizeof body, "{\"key\":\"%s\"}", k);
         uint64_t counter = 0;
         while (!stop) {
-                double t0 = now_ms();
+                double t0 = latency_now_ms();
                 for (int op = 0; op < 2 && !stop; op++) { /* a round: two CAS, like lock + unlock */
                         _cleanup_(json_object_putp) json_object *o = NULL;
                         if (post(c, "/v3/kv/range", body, &o) < 0) {
@@ -196,16 +182,11 @@ static void *raw_worker(void *ud) {
                         }
                 }
                 if (!stop)
-                        record(w, now_ms() - t0);
+                        record(w, latency_now_ms() - t0);
         }
 out:
         curl_easy_cleanup(c);
         return NULL;
-}
-
-static int cmp_d(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
@@ -255,31 +236,19 @@ int main(int argc, char **argv) {
         nanosleep(&ts, NULL);
         stop = true;
         uint64_t rounds = 0, conflicts = 0, gave_up = 0;
-        size_t n = 0;
         for (unsigned i = 0; i < clients; i++) {
                 pthread_join(w[i].t, NULL);
                 rounds += w[i].rounds;
                 conflicts += w[i].conflicts;
                 gave_up += w[i].gave_up;
-                n += w[i].n_lat;
         }
-        double *all = malloc((n + 1) * sizeof *all);
-        size_t k = 0;
-        for (unsigned i = 0; i < clients; i++) {
-                if (all && w[i].n_lat)
-                        memcpy(all + k, w[i].lat, w[i].n_lat * sizeof *all);
-                k += w[i].n_lat;
-                free(w[i].lat);
-        }
-        double p50 = 0, p99 = 0;
-        if (all && n) {
-                qsort(all, n, sizeof *all, cmp_d);
-                p50 = all[(size_t)((double)(n - 1) * 0.50)];
-                p99 = all[(size_t)((double)(n - 1) * 0.99)];
-        }
+        Latencies all = { 0 };
+        if (latencies_merge(&all, &w[0].lat, clients, sizeof w[0]) < 0)
+                return log_error(-ENOMEM, "latencies"), 1;
+        double p50 = latencies_quantile(&all, 0.50), p99 = latencies_quantile(&all, 0.99);
         printf("mode=%s clients=%u rounds=%" PRIu64 " rounds_per_s=%.1f conflicts=%" PRIu64 " p50_ms=%.2f p99_ms=%.2f gave_up=%" PRIu64 " failed=%d\n",
                raw ? "raw" : "lock", clients, rounds, (double)rounds / seconds, conflicts, p50, p99, gave_up, (int)failed);
-        free(all);
+        latencies_free(&all);
         free(w);
         return failed ? 1 : 0;
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# tests/integration/50-agent-common.sh — the agent tests' fixture (sourced by 50-agent-*.sh): signing key, v1/v2 USR
+# tests/lib/agent-fixture.sh — the agent tests' fixture (sourced by the agent tests, 50-agent-*.sh and others): signing key, v1/v2 USR
 # images (v2 = v1 with one changed ~1 MiB binary and one changed config file), a GPT disk with v1 in USR-A, a
 # release directory with 1.0.0 and 2.0.0, cairn-server on 127.0.0.1 (random port), and a host root for the agent.
-# Run directly, it builds the fixture and checks it (so the fixture itself is tested).
+# tests/integration/50-agent-fixture.sh builds it and checks it (so the fixture itself is tested).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
@@ -16,6 +16,7 @@ done
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=1700000000
 . "$ROOT/tests/lib/common.sh"
 . "$ROOT/tests/lib/usr-image.sh"
+. "$ROOT/tests/lib/ab-disk.sh"
 
 T=$(mktemp -d /tmp/cairn-agent.XXXXXX)
 SPID= DPID= EXTRA_PIDS=
@@ -57,16 +58,7 @@ fx_images() {
         "$B/cairn-mkimage" -o "$T/v2.img" --size 20M --seed cairn-usr --label USR "$T/tree2" >/dev/null
 }
 fx_disk() { # → $T/disk.img with v1 in USR-A, USR-B empty, grubenv A good
-        mkdir -p "$T/esp/EFI/BOOT"
-        grub-editenv "$T/esp/EFI/BOOT/grubenv" create
-        grub-editenv "$T/esp/EFI/BOOT/grubenv" set A_PRIORITY=1 A_TRIES=0 A_SUCCESSFUL=1 B_PRIORITY=0 B_TRIES=0 B_SUCCESSFUL=0
-        cp "$T/esp/EFI/BOOT/grubenv" "$T/esp/EFI/BOOT/grubenv.bak"
-        mkfs.vfat -C -F 32 -n EFI-SYSTEM "$T/esp.img" 34000 >/dev/null
-        mcopy -s -m -Q -i "$T/esp.img" "$T/esp/EFI" ::/
-        "$B/cairn-mkdisk" -o "$T/disk0.img" --size $((SLOT_MB * 2 + 48))M --seed agent \
-                --part 1:EFI-SYSTEM:esp:34M:"$T/esp.img" --part 2:BIOS-BOOT:bios:1M \
-                --part 3:USR-A:usr:${SLOT_MB}M:"$T/v1.img" --part 4:USR-B:usr:${SLOT_MB}M \
-                --part 6:OEM:linux:1M --part 9:ROOT:root:rest >/dev/null
+        ab_disk "$T/disk0.img" "$T/v1.img" "$SLOT_MB" agent "$T"
         cp --sparse=always "$T/disk0.img" "$T/disk.img"
         A_START=$(python3 - "$T/disk.img" USR-A <<'PY'
 import struct, sys
@@ -143,15 +135,3 @@ V2_SUM() { sha256sum "$T/v2.img" | cut -c1-64; }
 server_payload_bytes() { # sum of bytes the server sent for payload GETs
         awk '$2 == "GET" && $3 ~ /^\/payloads\// && ($4 == 200 || $4 == 206) { s += $5 } END { print s + 0 }' "$T/server.log"
 }
-
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-        fx_all
-        cmp -s "$T/v1.img" "$T/v2.img" && fail "v1 and v2 images are identical"
-        diff=$( (cmp -l "$T/v1.img" "$T/v2.img" || true) | awk '{ b = int(($1 - 1) / 1048576); if (!(b in s)) { s[b] = 1; n++ } } END { print n + 0 }')
-        [ "$diff" -ge 2 ] && [ "$diff" -le 4 ] || fail "v2 differs from v1 in $diff MiB blocks (want 2-4)"
-        [ "$(slot_sum A "$(stat -c %s "$T/v1.img")")" = "$(sha256sum "$T/v1.img" | cut -c1-64)" ] || fail "USR-A does not hold v1"
-        [ "$(bc_status | json_get 'd["next"]')" = A ] || fail "fixture disk does not boot A"
-        curl -sf -o /dev/null "$URL/payloads/2.0.0/cairn-2.0.0-amd64.cairn" || fail "server does not serve the v2 payload"
-        ok "fixture: v1/v2 differ in $diff MiB blocks, disk boots A with v1, server serves 2.0.0"
-        echo PASS
-fi

@@ -113,6 +113,19 @@ static int tpm_extend(int fd, unsigned pcr, const struct tpm_digests *d, uint32_
         return r < 0 ? r : *ret_rc ? -EIO : 0;
 }
 
+/* A connected stream socket of family to a (the fd), or -errno. */
+static int connect_stream(int family, const struct sockaddr *a, socklen_t len) {
+        int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, a, len) < 0) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 /* "unix:PATH" or "tcp:127.0.0.1:PORT" (a swtpm data socket, for tests) or a character device; NULL: /dev/tpmrm0, then /dev/tpm0. */
 static int tpm_connect(const char *dev, char *used, size_t usize) {
         if (dev && strncmp(dev, "unix:", 5) == 0) {
@@ -120,16 +133,8 @@ static int tpm_connect(const char *dev, char *used, size_t usize) {
                 if (strlen(dev + 5) >= sizeof a.sun_path)
                         return -ENAMETOOLONG;
                 strcpy(a.sun_path, dev + 5);
-                int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return negative_errno();
-                if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-                        int r = negative_errno();
-                        close(fd);
-                        return r;
-                }
                 snprintf(used, usize, "%s", dev);
-                return fd;
+                return connect_stream(AF_UNIX, (struct sockaddr *)&a, sizeof a);
         }
         if (dev && strncmp(dev, "tcp:127.0.0.1:", 14) == 0) { /* swtpm --server type=tcp, tests only */
                 unsigned port;
@@ -137,16 +142,8 @@ static int tpm_connect(const char *dev, char *used, size_t usize) {
                         return -EINVAL;
                 struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return negative_errno();
-                if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-                        int r = negative_errno();
-                        close(fd);
-                        return r;
-                }
                 snprintf(used, usize, "%s", dev);
-                return fd;
+                return connect_stream(AF_INET, (struct sockaddr *)&a, sizeof a);
         }
         const char *cands[] = { dev ? dev : "/dev/tpmrm0", dev ? NULL : "/dev/tpm0" };
         int r = -ENOENT;

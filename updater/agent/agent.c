@@ -104,21 +104,11 @@ static int os_release_get(const char *path, const char *key, char *buf, size_t s
         return kvfile_get(data, len, key, buf, size);
 }
 
-int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
-        _cleanup_agent_ Agent *a = calloc(1, sizeof *a);
-        if (!a)
-                return -ENOMEM;
-        a->o = *o;
-        agent_strf(a->root, sizeof a->root, "%s", o->root ? o->root : "");
-        size_t rl = strlen(a->root);
-        while (rl > 0 && a->root[rl - 1] == '/')
-                a->root[--rl] = 0;
-        const char *root = a->root;
-        int r;
-
+/* update.conf, then the command line's overrides (--server, --group, --reboot-command). */
+static int load_config(Agent *a, const AgentOptions *o, char *err, size_t errsize) {
         agent_config_init(&a->cfg);
         AgentConfigError ce = { 0 };
-        r = agent_config_load(&a->cfg, root, &ce);
+        int r = agent_config_load(&a->cfg, a->root, &ce);
         if (r < 0) {
                 agent_config_error_format(&ce, r, err, errsize);
                 return r;
@@ -140,7 +130,12 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
         }
         if (o->reboot_cmd)
                 agent_strf(a->cfg.reboot_command, sizeof a->cfg.reboot_command, "%s", o->reboot_cmd);
+        return 0;
+}
 
+/* The state directory, state file, keys and health-check directories below the root (or as given). */
+static int set_paths(Agent *a, const AgentOptions *o, char *err, size_t errsize) {
+        const char *root = a->root;
         if (o->state_dir)
                 agent_strf(a->state_dir, sizeof a->state_dir, "%s", o->state_dir);
         else
@@ -161,8 +156,14 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
                         agent_strf(a->health[i], sizeof a->health[i], "%s%s", root,
                                  i == 0 ? "/etc/cairn/health.d" : "/usr/lib/cairn/health.d");
         }
+        return 0;
+}
 
+/* Who this host is: machine id, running version and board (os-release), OEM id, boot id. */
+static int load_identity(Agent *a, const AgentOptions *o, char *err, size_t errsize) {
+        const char *root = a->root;
         char path[PATH_MAX];
+        int r;
         if (o->machine_id)
                 agent_strf(a->machine_id, sizeof a->machine_id, "%s", o->machine_id);
         else {
@@ -202,6 +203,25 @@ int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
                 agent_strf(a->boot_id, sizeof a->boot_id, "%s", o->boot_id);
         else if (read_line("/proc/sys/kernel/random/boot_id", a->boot_id, sizeof a->boot_id) < 0)
                 strcpy(a->boot_id, "unknown");
+        return 0;
+}
+
+int agent_new(const AgentOptions *o, Agent **ret, char *err, size_t errsize) {
+        _cleanup_agent_ Agent *a = calloc(1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        a->o = *o;
+        agent_strf(a->root, sizeof a->root, "%s", o->root ? o->root : "");
+        size_t rl = strlen(a->root);
+        while (rl > 0 && a->root[rl - 1] == '/')
+                a->root[--rl] = 0;
+        int r = load_config(a, o, err, errsize);
+        if (r >= 0)
+                r = set_paths(a, o, err, errsize);
+        if (r >= 0)
+                r = load_identity(a, o, err, errsize);
+        if (r < 0)
+                return r;
 
         r = agent_state_load(&a->st, a->state_dir);
         if (r < 0) {

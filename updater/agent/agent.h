@@ -160,6 +160,10 @@ typedef struct AgentState {
 #define AGENT_FAILURES_MAX 1000000u
 
 void agent_state_init(AgentState *s);
+
+/* Forgets the staged slot (after it booted and was marked good, or was given up): no slot, version, boot id or
+ * dm-verity root hash is staged any more. */
+void agent_state_forget_staged(AgentState *s);
 /* Parse the state file text; unknown keys ignored. A line that is not KEY=VALUE (or too long, or holding a NUL)
  * is -EBADMSG; a bad value (not a number, out of range, too long, not a slot/state name) resets that field to its
  * default and is described in s->load_note. */

@@ -59,8 +59,7 @@ static int post_boot(Agent *a) {
                 agent_strf(a->st.last_error, sizeof a->st.last_error,
                          "rolled back: version %s in slot %c did not boot; it will not be installed again "
                          "automatically", failed, bootcfg_slot_name(a->st.staged_slot));
-                a->st.staged_slot = -1;
-                a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
+                agent_state_forget_staged(&a->st);
                 a->st.new_version[0] = 0;
                 agent_set_status(a, AGENT_REPORTING_ERROR);
                 agent_send_event(a, OMAHA_EVENT_UPDATE_COMPLETE, OMAHA_RESULT_ERROR, AGENT_EC_ROLLBACK, failed);
@@ -68,8 +67,7 @@ static int post_boot(Agent *a) {
         }
         if (bs.slot[booted].successful) {
                 if (rebooted) { /* marked good by someone else */
-                        a->st.staged_slot = -1;
-                        a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
+                        agent_state_forget_staged(&a->st);
                         agent_set_status(a, AGENT_IDLE);
                 }
                 return 0;
@@ -93,8 +91,7 @@ static int post_boot(Agent *a) {
                 return agent_fail(a, r, "cannot mark slot %c good: %s", bootcfg_slot_name(booted), bootcfg_error(b));
         char prev[AGENT_VERSION_MAX + 1];
         agent_strf(prev, sizeof prev, "%s", a->st.previous_version);
-        a->st.staged_slot = -1;
-        a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
+        agent_state_forget_staged(&a->st);
         a->st.new_version[0] = 0;
         a->st.last_error[0] = 0;
         a->st.chunks_done = a->st.chunks_total = 0;
@@ -117,8 +114,7 @@ int agent_mark_good(Agent *a) {
         if (r < 0)
                 return agent_fail(a, r, "mark-good: %s", bootcfg_error(b));
         if (a->st.staged_slot == bootcfg_booted(b)) {
-                a->st.staged_slot = -1;
-                a->st.staged_version[0] = a->st.staged_boot_id[0] = a->st.staged_verity_root[0] = 0;
+                agent_state_forget_staged(&a->st);
         }
         (void)agent_save(a);
         return 0;

@@ -46,6 +46,11 @@ void agent_state_init(AgentState *s) {
         *s = (AgentState){ .status = AGENT_IDLE, .staged_slot = -1, .resume_slot = -1 };
 }
 
+void agent_state_forget_staged(AgentState *s) {
+        s->staged_slot = -1;
+        s->staged_version[0] = s->staged_boot_id[0] = s->staged_verity_root[0] = 0;
+}
+
 bool agent_state_is_failed(const AgentState *s, const char *version) {
         for (size_t i = 0; i < s->n_failed; i++)
                 if (strcmp(s->failed[i], version) == 0)

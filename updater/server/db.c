@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "sqlite-errno.h"
 
 #define EVENTS_KEPT_PER_MACHINE 100
 
@@ -113,39 +114,8 @@ struct ServerDb {
         uint64_t unwritten_at_exit;     /* visits given up at shutdown */
 };
 
-/* The one place SQLite result codes become errno values. */
-static int sqlite_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_OK:
-        case SQLITE_ROW:
-        case SQLITE_DONE:
-                return 0;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_READONLY:
-                return -EROFS;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_CANTOPEN:
-                return -EACCES;
-        case SQLITE_PERM:
-        case SQLITE_AUTH:
-                return -EPERM;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        case SQLITE_CONSTRAINT:
-                return -EEXIST;
-        default:
-                return -EIO;
-        }
-}
-
 static int exec(ServerDb *db, const char *sql) {
-        return sqlite_errno(sqlite3_exec(db->db, sql, NULL, NULL, NULL));
+        return server_sqlite_errno(sqlite3_exec(db->db, sql, NULL, NULL, NULL));
 }
 
 static void *writer_main(void *arg);
@@ -190,7 +160,7 @@ int server_db_open(const char *path, int busy_timeout_ms, size_t queue_max, Serv
         int rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                  NULL);
         if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+                return server_sqlite_errno(rc);
         if (sqlite3_db_readonly(db->db, "main") == 1)
                 return -EROFS;
         sqlite3_busy_timeout(db->db, busy_timeout_ms);
@@ -218,7 +188,7 @@ int server_db_open(const char *path, int busy_timeout_ms, size_t queue_max, Serv
         for (size_t i = 0; i < _ST_MAX; i++) {
                 rc = sqlite3_prepare_v3(db->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i], NULL);
                 if (rc != SQLITE_OK)
-                        return sqlite_errno(rc);
+                        return server_sqlite_errno(rc);
         }
         if (pthread_create(&db->writer, NULL, writer_main, db) != 0)
                 return -EAGAIN;
@@ -255,7 +225,7 @@ static int step_done(sqlite3_stmt *s) {
         int rc = sqlite3_step(s);
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
-        return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+        return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : server_sqlite_errno(rc);
 }
 
 /* Step a statement returning one integer in column 0 (0 when there is no row). */
@@ -265,7 +235,7 @@ static int step_int(sqlite3_stmt *s, int64_t *ret) {
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return sqlite_errno(rc);
+                return server_sqlite_errno(rc);
         *ret = v;
         return 0;
 }
@@ -623,7 +593,7 @@ static int rows_json(ServerDb *db, Buf *out, const char *sql, const char *param,
         int rc = sqlite3_prepare_v2(db->db, sql, -1, &s, NULL);
         if (rc != SQLITE_OK) {
                 pthread_mutex_unlock(&db->lock);
-                return sqlite_errno(rc);
+                return server_sqlite_errno(rc);
         }
         if (param)
                 sqlite3_bind_text(s, 1, param, -1, SQLITE_STATIC);
@@ -645,7 +615,7 @@ static int rows_json(ServerDb *db, Buf *out, const char *sql, const char *param,
                 if (out->err)
                         break;
         }
-        int r = out->err ? out->err : rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+        int r = out->err ? out->err : rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : server_sqlite_errno(rc);
         sqlite3_finalize(s);
         pthread_mutex_unlock(&db->lock);
         buf_puts(out, "\n]\n");
@@ -684,7 +654,7 @@ int server_db_channel_stats(ServerDb *db, const char *channel, const char *versi
                 sqlite3_stmt *s = NULL;
                 int rc = sqlite3_prepare_v2(db->db, sql[i], -1, &s, NULL);
                 if (rc != SQLITE_OK) {
-                        r = sqlite_errno(rc);
+                        r = server_sqlite_errno(rc);
                         break;
                 }
                 sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);

@@ -4,6 +4,7 @@
  * (--lock-etcd; locksmith's keys and value through updater/lock/etcd.c, the code cairn-lockctl and the agent
  * use, one pooled connection per request in flight). */
 #include "fleetlock.h"
+#include "sqlite-errno.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -138,27 +139,10 @@ static Group *find_group(FleetLock *fl, const char *name) {
 
 /* ---- SQLite ---- */
 
+/* The visit store's mapping, but a busy database is -EAGAIN (retried): -EBUSY means "no slot free" here. */
 static int sqlite_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_OK:
-        case SQLITE_ROW:
-        case SQLITE_DONE:
-                return 0;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EAGAIN; /* not -EBUSY: that is "no slot free" here */
-        case SQLITE_READONLY:
-                return -EROFS;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        default:
-                return -EIO;
-        }
+        int r = server_sqlite_errno(rc);
+        return r == -EBUSY ? -EAGAIN : r;
 }
 
 static const char schema[] =

@@ -1,5 +1,5 @@
 # updater/server/server.mk — cairn-server (the Omaha v3 update server), its unit test and the Range fuzzer.
-SERVER_LIB_SRCS = updater/server/channels.c updater/server/statcache.c updater/server/db.c updater/server/update.c \
+SERVER_LIB_SRCS = updater/server/channels.c updater/server/statcache.c updater/server/db.c updater/server/sqlite-errno.c updater/server/update.c \
 	updater/server/http.c updater/server/range.c updater/server/fleetlock.c updater/server/fleetlock-proto.c \
 	$(LOCK_LIB_SRCS) $(OMAHA_LIB_SRCS)
 

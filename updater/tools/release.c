@@ -266,6 +266,21 @@ static int make_temp(const char *output, char **ret_tmp, int *ret_slot) {
         return fd;
 }
 
+/* The end of every -o output: when r >= 0 the temp file becomes output (mode 0644, fsynced with its directory),
+ * otherwise it is removed; either way its signal-cleanup slot is freed. Returns r, or the error of this step. */
+static int finish_output(int r, int fd, const char *tmp, const char *output, int slot) {
+        if (r >= 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
+                r = log_error_errno(negative_errno(), "Failed to write \"%s\"", tmp);
+        if (r >= 0 && rename(tmp, output) < 0)
+                r = log_error_errno(negative_errno(), "Failed to rename \"%s\" to \"%s\"", tmp, output);
+        if (r >= 0)
+                (void)fsync_parent_dir(output);
+        else if (tmp)
+                unlink(tmp);
+        outfile_forget(slot);
+        return r;
+}
+
 static int open_image_or_payload(const char *what, const char *path, const CairnKeyring *kr, bool have_keys,
                                  Payload **ret_p);
 
@@ -387,15 +402,7 @@ static int verb_create(Args *a) {
                 else if (r < 0)
                         log_error_errno(r, "Failed to create payload \"%s\" from \"%s\"", a->output, a->image);
         }
-        if (r >= 0 && fchmod(out, 0644) < 0)
-                r = log_error_errno(negative_errno(), "Failed to chmod \"%s\"", tmp);
-        if (r >= 0 && rename(tmp, a->output) < 0)
-                r = log_error_errno(negative_errno(), "Failed to rename \"%s\" to \"%s\"", tmp, a->output);
-        if (r >= 0)
-                (void)fsync_parent_dir(a->output);
-        else if (tmp)
-                unlink(tmp);
-        outfile_forget(slot);
+        r = finish_output(r, out, tmp, a->output, slot);
         for (size_t i = 0; i < n; i++)
                 EVP_PKEY_free(keys[i]);
         if (r < 0)
@@ -475,15 +482,8 @@ static int verb_verify_extract(Args *a, bool extract) {
                 if (r < 0)
                         report_payload_error(r, a->payload, bad);
         }
-        if (r >= 0 && extract) {
-                if (fchmod(out, 0644) < 0 || fsync(out) < 0 || rename(tmp, a->output) < 0)
-                        r = log_error_errno(negative_errno(), "Failed to write image \"%s\"", a->output);
-                else
-                        (void)fsync_parent_dir(a->output);
-        }
-        if (r < 0 && tmp)
-                unlink(tmp);
-        outfile_forget(slot);
+        if (extract)
+                r = finish_output(r, out, tmp, a->output, slot);
         if (r < 0)
                 return 1;
         char hex[2 * SHA256_SIZE + 1];
@@ -788,15 +788,7 @@ static int verb_delta(Args *a) {
                         log_error_errno(r, "Failed to create delta \"%s\"", a->output);
         }
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (r >= 0 && fchmod(out, 0644) < 0)
-                r = log_error_errno(negative_errno(), "Failed to chmod \"%s\"", tmp);
-        if (r >= 0 && rename(tmp, a->output) < 0)
-                r = log_error_errno(negative_errno(), "Failed to rename \"%s\" to \"%s\"", tmp, a->output);
-        if (r >= 0)
-                (void)fsync_parent_dir(a->output);
-        else if (tmp)
-                unlink(tmp);
-        outfile_forget(slot);
+        r = finish_output(r, out, tmp, a->output, slot);
         for (size_t i = 0; i < n_keys; i++)
                 EVP_PKEY_free(keys[i]);
         if (r < 0)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/run.sh — run every test: unit binaries (plain, ASan+UBSan, and ThreadSanitizer for the threaded ones), fuzz corpus replays, and the
-# integration scripts (in parallel, CAIRN_JOBS at a time). Each prints ok/FAIL/skip; the last line is
+# integration scripts (in parallel, CAIRN_JOBS at a time, longest first). Each prints ok/FAIL/skip; the last line is
 # "N passed, N failed, N skipped". Exit status 0 only if nothing failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -64,7 +64,7 @@ mkdir -p "$LOGDIR/integration"
 declare -A pids=() starts=()
 run_one() {
         local t=$1 name=integration/$(basename "$1" .sh)
-        ( timeout "${CAIRN_TEST_TIMEOUT:-1500}" bash "$t" >"$LOGDIR/$name.log" 2>&1 ) &
+        ( timeout "${CAIRN_TEST_TIMEOUT:-1500}" bash "$t" >"$LOGDIR/$name.log" 2>&1 </dev/null ) &
         pids[$name]=$!; starts[$name]=$SECONDS
 }
 reap() { # wait for any one job
@@ -80,13 +80,23 @@ reap() { # wait for any one job
                 sleep 0.5
         done
 }
-for t in tests/integration/*.sh; do
-        [ -f "$t" ] || continue
-        case $t in *.long.sh) [ $LONG = 1 ] || continue ;; esac
-        selected "integration/$(basename "$t" .sh)" || continue
+# Longest first (a test's "# cost: SECONDS" header line, measured on the 2-core reference machine; 20 without
+# one), so the few long QEMU tests start at once and the short ones fill the gaps: with JOBS slots the run ends
+# close to (sum of costs) / JOBS instead of waiting for a long test that started last.
+order() {
+        local t cost
+        for t in tests/integration/*.sh; do
+                [ -f "$t" ] || continue
+                case $t in *.long.sh) [ $LONG = 1 ] || continue ;; esac
+                selected "integration/$(basename "$t" .sh)" || continue
+                cost=$(sed -n '1,12{s/^# cost: \([0-9][0-9]*\).*/\1/p}' "$t" | head -n 1)
+                printf '%s %s\n' "${cost:-20}" "$t"
+        done | sort -s -k1,1nr | cut -d' ' -f2-
+}
+while read -r t; do
         while [ ${#pids[@]} -ge "$JOBS" ]; do reap; done
         run_one "$t"
-done
+done < <(order)
 while [ ${#pids[@]} -gt 0 ]; do reap; done
 
 echo

@@ -11,8 +11,8 @@ cd "$(dirname "$0")/../.."
 IMG=${CAIRN_IMAGE:-out/cairn.img}
 TPM=build/bin/cairn-tpm
 [ -f "$IMG" ] || { echo "tpm bench: $IMG missing (make image)" >&2; exit 1; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+. tests/lib/common.sh
+tmpdir T bench-tpm
 best() { # N command...: best wall seconds of N runs
         local n=$1 b=999 s e; shift
         for _ in $(seq "$n"); do
@@ -63,7 +63,7 @@ setextra() { # VALUE: CAIRN_EXTRA_CMDLINE in the ESP's grubenv (in place, same s
         if [ -n "$1" ]; then grub-editenv "$T/env" set "CAIRN_EXTRA_CMDLINE=$1"; else grub-editenv "$T/env" unset CAIRN_EXTRA_CMDLINE; fi
         MTOOLS_SKIP_CHECK=1 mcopy -o -n -i "$esp" "$T/env" ::/EFI/BOOT/grubenv
 }
-boot_secs() { # boot; SECS = seconds to the ready line (not in a subshell: vm.sh's EXIT trap would end the VM)
+boot_secs() { # boot; SECS = seconds to the ready line (not in a subshell: the VM's pid must reach VM_PID here)
         local s e
         s=$(date +%s.%N)
         vm_start vm "$d" --tpm 2>/dev/null

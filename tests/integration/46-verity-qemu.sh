@@ -13,7 +13,6 @@ IMG=${CAIRN_IMAGE:-out/cairn.img}
 USR=${CAIRN_USR_IMAGE:-out/usr.img}
 [ -f "$IMG" ] && [ -f "$USR" ] || { echo "FAIL: $IMG or $USR missing (run make image)"; exit 1; }
 . "$(dirname "$0")/../lib/vm.sh"
-fail() { echo "FAIL: $*"; exit 1; }
 VERSION=$(cat VERSION)
 W=$VM_DIR/work
 mkdir -p "$W"

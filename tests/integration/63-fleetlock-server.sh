@@ -14,6 +14,7 @@ LOCKCTL=${CAIRN_LOCKCTL:-$ROOT/build/bin/cairn-lockctl}
 [ -x "$SERVER" ] && [ -x "$LOCKCTL" ] || { echo "FAIL: $SERVER or $LOCKCTL not built (run make)"; exit 1; }
 for t in curl python3 flock sqlite3 openssl; do command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh)"; exit 1; }; done
 
+. "$ROOT/tests/lib/common.sh"
 T=$(mktemp -d /tmp/cairn-63.XXXXXX)
 declare -A EPID=()
 OTHER_PIDS=()
@@ -25,8 +26,8 @@ cleanup() {
         for p in $SPID "${EPID[@]}" "${OTHER_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -n 8 "$f"; }; done; exit 1; }
+on_exit cleanup
+FAIL_LOGS="$T/*.log" FAIL_TAIL=8
 ok() { echo "ok: $*"; }
 START=$SECONDS
 . "$ROOT/tests/lib/etcd.sh"

@@ -20,6 +20,7 @@ export ETCDCTL_API=3
 ROUNDS=${LOCK_RACE_ROUNDS:-300}
 PHASE=${LOCK_RACE_PHASE_LOCKS:-40} # locks granted before each kill
 
+. "$ROOT/tests/lib/common.sh"
 T=$(mktemp -d /tmp/cairn-64.XXXXXX)
 declare -A EPID=()
 OTHER_PIDS=()
@@ -30,8 +31,8 @@ cleanup() {
         for p in "${OTHER_PIDS[@]}" "${EPID[@]}"; do wait "$p" 2>/dev/null || true; done
         [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$T"/*.out; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -n 5 "$f"; }; done; exit 1; }
+on_exit cleanup
+FAIL_LOGS="$T/*.out" FAIL_TAIL=5
 ok() { echo "ok: $*"; }
 START=$SECONDS
 . "$ROOT/tests/lib/etcd.sh"

@@ -9,6 +9,7 @@ CI=${CAIRN_TPM_INITRD:-$PWD/build/bin/cairn-tpm-initrd}
 CT=${CAIRN_TPM:-$PWD/build/bin/cairn-tpm}
 PROXY=$PWD/tests/lib/tpm-proxy.py
 for t in swtpm tpm2_pcrread tpm2_eventlog python3; do command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }; done
+. "$(dirname "$0")/../lib/common.sh"
 W=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -16,8 +17,7 @@ cleanup() {
         [ -f "$W/state/pid" ] && kill "$(cat "$W/state/pid")" 2>/dev/null || true
         rm -rf "$W"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+on_exit cleanup
 HASH=5a6f1c2b3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8
 printf 'NAME="Cairn"\nVERSION_ID="7.8.9"\n' >"$W/os-release"
 mkdir -p "$W/efivars"

@@ -14,9 +14,8 @@ IMG=${CAIRN_IMAGE:-out/cairn.img}
 for t in debugfs sgdisk mcopy python3; do command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }; done
 TPM=${CAIRN_TPM:-build/bin/cairn-tpm}
 BOOTCFG=build/bin/cairn-bootcfg
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib/common.sh"
+tmpdir W 67-tpm-predict
 d=$W/disk.img
 fresh() { cp --sparse=always "$IMG" "$d"; }
 part_start() { sgdisk -i "$1" "$d" | sed -n 's/^First sector: \([0-9]*\) .*/\1/p'; }

@@ -15,11 +15,6 @@ command -v ssh >/dev/null || { echo "SKIP: no OpenSSH client"; exit 77; }
 . "$(dirname "$0")/../lib/vm.sh"
 W=$VM_DIR/work
 mkdir -p "$W"
-fail() {
-        echo "FAIL: $*"
-        echo "--- console (tail)"; vm_output vm 2>/dev/null | tail -n 25 || true
-        exit 1
-}
 VERSION=$(cat VERSION)
 ssh-keygen -q -t ed25519 -N '' -C test@cairn -f "$W/key"
 PORT=$((20000 + RANDOM % 20000))

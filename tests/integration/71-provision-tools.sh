@@ -12,10 +12,10 @@ set -euo pipefail
 B=$PWD/build/bin
 [ -x "$B/cairn-provision" ] || { echo "FAIL: build/bin/cairn-provision missing (run make)"; exit 1; }
 command -v ignition-validate >/dev/null || { echo "SKIP: ignition-validate missing (apt-get install ignition)"; exit 77; }
-T=$(mktemp -d)
+. "$(dirname "$0")/../lib/common.sh"
+tmpdir T 71-provision-tools
 HPID=
-trap '[ -n "$HPID" ] && kill $HPID 2>/dev/null; rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+on_exit '[ -z "$HPID" ] || kill $HPID 2>/dev/null'
 
 check_both_accept() { # FILE
         ignition-validate "$1" >/dev/null 2>&1 || fail "ignition-validate rejects $(basename "$1"): $(ignition-validate "$1" 2>&1 | head -n 3)"

@@ -16,14 +16,6 @@ for t in sgdisk debugfs ssh; do command -v $t >/dev/null || { echo "SKIP: $t mis
 B=$PWD/build/bin
 W=$VM_DIR/work
 mkdir -p "$W"
-SPID=
-cleanup_all() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; vm_cleanup; }
-trap cleanup_all EXIT
-fail() {
-        echo "FAIL: $*"
-        echo "--- console (tail)"; vm_output vm 2>/dev/null | tail -n 20 || true
-        exit 1
-}
 VERSION=$(cat VERSION)
 mkdir -p "$W/keys"; cp build/keys/dev.pub "$W/keys/"
 
@@ -36,6 +28,7 @@ PORT=$((20000 + RANDOM % 20000))
 "$B/cairn-server" --reldir "$REL" --db "$W/db.sqlite" --listen "127.0.0.1:$PORT" --base-url "http://127.0.0.1:$PORT/payloads/" \
         >"$W/server.out" 2>"$W/server.log" &
 SPID=$!
+on_exit "kill $SPID 2>/dev/null"
 for _ in $(seq 100); do grep -q "listening on" "$W/server.out" 2>/dev/null && break; sleep 0.1; done
 grep -q "listening on" "$W/server.out" || fail "cairn-server did not start: $(cat "$W/server.log")"
 

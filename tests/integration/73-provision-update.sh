@@ -13,24 +13,13 @@ command -v ssh >/dev/null || { echo "SKIP: no OpenSSH client"; exit 77; }
 B=$PWD/build/bin
 W=$VM_DIR/work
 mkdir -p "$W"
-SPID=
-cleanup_all() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; vm_cleanup; }
-trap cleanup_all EXIT
-fail() {
-        echo "FAIL: $*"
-        echo "--- console (tail)"; vm_output vm 2>/dev/null | tail -n 25 || true
-        exit 1
-}
 V1=$(cat VERSION) V2=0.2.0
 REL=$W/rel
 ci/release.sh "$V1" --image out/usr.img --reldir "$REL" --channel stable >/dev/null
 CAIRN_RELDIR=$REL ci/release.sh "$V2" >"$W/release-v2.log" 2>&1 || { cat "$W/release-v2.log"; fail "ci/release.sh $V2 failed"; }
-"$B/cairn-server" --reldir "$REL" --db "$W/db.sqlite" --listen 127.0.0.1:0 --base-url http://10.0.2.100/payloads/ \
-        >"$W/server.out" 2>"$W/server.log" &
-SPID=$!
-for _ in $(seq 100); do grep -q "listening on" "$W/server.out" 2>/dev/null && break; sleep 0.1; done
-PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$W/server.out")
-[ -n "$PORT" ] || fail "cairn-server did not start"
+start_cairn_server SRV "$W/server.out" "$W/server.log" --reldir "$REL" --db "$W/db.sqlite" \
+        --base-url http://10.0.2.100/payloads/
+PORT=$SRV_PORT
 
 ssh-keygen -q -t ed25519 -N '' -f "$W/key"
 conf=$(printf 'GROUP=alpha\nSERVER=http://10.0.2.100/v1/update/\nREBOOT_STRATEGY=reboot\nFIRST_CHECK_DELAY=600\nHEALTH_DELAY=5\n' | base64 -w0)

@@ -10,15 +10,7 @@ for t in mcopy grub-editenv sgdisk; do command -v $t >/dev/null || { echo "SKIP:
 . "$(dirname "$0")/../lib/vm.sh"
 W=$VM_DIR/work
 mkdir -p "$W/www"
-HPID=
-cleanup_all() { [ -n "$HPID" ] && kill "$HPID" 2>/dev/null; vm_cleanup; }
-trap cleanup_all EXIT
-fail() {
-        echo "FAIL: $*"
-        echo "--- http log (tail)"; tail -n 5 "$W/http.log" 2>/dev/null || true
-        echo "--- console (tail)"; vm_output vm 2>/dev/null | tail -n 25 || true
-        exit 1
-}
+FAIL_LOGS=$W/http.log
 VERSION=$(cat VERSION)
 
 printf 'fetched over http\n' >"$W/www/payload"
@@ -31,6 +23,7 @@ cat >"$W/www/config.ign" <<EOF
 EOF
 python3 -m http.server 0 --bind 127.0.0.1 --directory "$W/www" >"$W/http.log" 2>&1 &
 HPID=$!
+on_exit "kill $HPID 2>/dev/null"
 HP=
 for _ in $(seq 50); do HP=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$W/http.log" | head -n1); [ -n "$HP" ] && break; sleep 0.1; done
 [ -n "$HP" ] || fail "python http.server did not start"

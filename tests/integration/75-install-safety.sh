@@ -6,10 +6,10 @@ set -euo pipefail
 IMG=${CAIRN_IMAGE:-out/cairn.img}
 [ -f "$IMG" ] || { echo "FAIL: $IMG missing (run make image)"; exit 1; }
 B=$PWD/build/bin
-fail() { echo "FAIL: $*"; exit 1; }
-W=$(mktemp -d)
+. "$(dirname "$0")/../lib/common.sh"
+tmpdir W 75-install-safety
 . "$(dirname "$0")/../lib/loop.sh"
-trap 'loop_cleanup; rm -rf "$W"' EXIT
+on_exit loop_cleanup
 echo x >"$W/payload.cairn"   # never read: every refusal below comes first
 mkdir -p "$W/keys"
 

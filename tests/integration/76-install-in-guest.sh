@@ -13,23 +13,12 @@ USR=${CAIRN_USR_IMAGE:-out/usr.img}
 B=$PWD/build/bin
 W=$VM_DIR/work
 mkdir -p "$W"
-SPID=
-cleanup_all() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; vm_cleanup; }
-trap cleanup_all EXIT
-fail() {
-        echo "FAIL: $*"
-        echo "--- console (tail)"; vm_output vm 2>/dev/null | tail -n 25 || true
-        exit 1
-}
 VERSION=$(cat VERSION)
 REL=$W/rel
 ci/release.sh "$VERSION" --image "$USR" --reldir "$REL" --channel stable >"$W/release.log" 2>&1 || { cat "$W/release.log"; fail "ci/release.sh"; }
-"$B/cairn-server" --reldir "$REL" --db "$W/db.sqlite" --listen 127.0.0.1:0 --base-url http://10.0.2.100/payloads/ \
-        >"$W/server.out" 2>"$W/server.log" &
-SPID=$!
-for _ in $(seq 100); do grep -q "listening on" "$W/server.out" 2>/dev/null && break; sleep 0.1; done
-PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$W/server.out")
-[ -n "$PORT" ] || fail "cairn-server did not start"
+start_cairn_server SRV "$W/server.out" "$W/server.log" --reldir "$REL" --db "$W/db.sqlite" \
+        --base-url http://10.0.2.100/payloads/
+PORT=$SRV_PORT
 cfg='{"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/etc/hostname", "contents": {"source": "data:,guest-installed"}}]}}'
 
 truncate -s 2G "$W/target.img"

@@ -1,5 +1,6 @@
 # tests/lib/common.sh — what every test and benchmark script shares. Source it; it defines:
-#   fail MSG...        print "FAIL: MSG" and the tails of the files in FAIL_LOGS (words, globs allowed), exit 1
+#   fail MSG...        print "FAIL: MSG", the tails of the files in FAIL_LOGS (words, globs allowed) and, in a test
+#                      that boots VMs (tests/lib/vm.sh), each guest's console tail; exit 1
 #   on_exit CMD...     run CMD at exit (the last registered first); KEEP_TMP=1 keeps the directories of tmpdir
 #   tmpdir VAR NAME    VAR= a fresh directory /tmp/cairn-NAME.XXXXXX, removed at exit (not in a subshell: the
 #                      removal is registered in this shell)
@@ -17,6 +18,7 @@ fail() {
         for f in $FAIL_LOGS; do
                 [ -f "$f" ] && { echo "--- $f (tail)"; tail -n "$FAIL_TAIL" "$f"; }
         done
+        ! declare -F vm_fail_report >/dev/null || vm_fail_report
         exit 1
 }
 

@@ -12,11 +12,7 @@ FW=$1
 IMG=${CAIRN_IMAGE:-out/cairn.img}
 [ -f "$IMG" ] || { echo "FAIL: $IMG missing (run make image)"; exit 1; }
 . "$(dirname "$0")/vm.sh"
-fail() {
-        echo "FAIL: $*"
-        if [ -n "${VM_PID[vm]:-}" ]; then echo "--- console since the last mark (tail)"; vm_output vm | tail -n 60 | cat -v; fi
-        exit 1
-}
+FAIL_TAIL=60
 V1=$(cat VERSION) V2=0.2.0-rollbacktest
 W=$VM_DIR/work
 mkdir -p "$W"

@@ -21,13 +21,16 @@
 #   vm_poweroff NAME [SECS]        clean power-off, waiting for QEMU to exit; vm_kill NAME: cut it hard
 #   vm_console NAME                path of the console log
 # Networking is QEMU user mode with restrict=on: the guest reaches nothing but the forwards given.
-# VM_DIR (default: a temp dir) holds each VM's files; vm_cleanup (installed as an EXIT trap by
-# vm_start) kills what is left.
+# VM_DIR (default: a temp dir) holds each VM's files; vm_cleanup (registered with on_exit of tests/lib/common.sh,
+# which this file sources) kills what is left. common.sh's fail prints every guest's console tail (vm_fail_report).
 
 VM_DIR=${VM_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/cairn-vm.XXXXXX")}
 declare -A VM_PID VM_MARK
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+
+declare -F on_exit >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+on_exit vm_cleanup
 
 vm_log() { echo "vm: $*" >&2; }
 
@@ -97,7 +100,6 @@ vm_start() {
         VM_PID[$name]=$!
         echo "${VM_PID[$name]}" >"$d/qemu.pid"
         VM_MARK[$name]=0
-        trap vm_cleanup EXIT
         vm_log "$name: started ($fw, pid ${VM_PID[$name]}, dir $d)"
 }
 
@@ -180,6 +182,16 @@ vm_kill() {
         done
         unset "VM_PID[$name]"
         return 0
+}
+
+# The last lines of every guest's console (all of it, not only since the mark), for a failing test.
+vm_fail_report() {
+        local c
+        for c in "$VM_DIR"/*/console.log; do
+                [ -f "$c" ] || continue
+                echo "--- console of $(basename "$(dirname "$c")") (tail)"
+                tail -n "${FAIL_TAIL:-25}" "$c" | tr -d "\r" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][A-Z0-9]//g'
+        done
 }
 
 vm_cleanup() {

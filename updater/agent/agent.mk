@@ -43,3 +43,12 @@ fuzz-window_LIBS =
 UNIT_TESTS += test-agent-delta
 test-agent-delta_SRCS = tests/unit/test-agent-delta.c $(AGENT_LIB_SRCS)
 test-agent-delta_LIBS = $(AGENT_LIBS)
+
+# Measured boot in the agent (measure.c, measure-record.c): the record, its status block, the <cairnpcrs> element.
+UNIT_TESTS += test-agent-measure
+test-agent-measure_SRCS = tests/unit/test-agent-measure.c updater/agent/measure-record.c $(OMAHA_LIB_SRCS)
+test-agent-measure_LIBS = $(OMAHA_LIBS)
+
+FUZZERS += fuzz-measure-record
+fuzz-measure-record_SRCS = tests/fuzz/fuzz-measure-record.c updater/agent/measure-record.c $(OMAHA_VERSION_SRCS)
+fuzz-measure-record_LIBS =

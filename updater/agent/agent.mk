@@ -52,3 +52,6 @@ test-agent-measure_LIBS = $(OMAHA_LIBS)
 FUZZERS += fuzz-measure-record
 fuzz-measure-record_SRCS = tests/fuzz/fuzz-measure-record.c updater/agent/measure-record.c $(OMAHA_VERSION_SRCS)
 fuzz-measure-record_LIBS =
+UNIT_TESTS += test-agent-measure-flow
+test-agent-measure-flow_SRCS = tests/unit/test-agent-measure-flow.c $(AGENT_LIB_SRCS)
+test-agent-measure-flow_LIBS = $(AGENT_LIBS)

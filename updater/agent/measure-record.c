@@ -124,7 +124,8 @@ static bool boot_id_valid(const char *s) {
         if (n == 0 || n > 63)
                 return false;
         for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      s[i] == '-'))
                         return false;
         return true;
 }
@@ -351,6 +352,9 @@ int measure_record_save(const char *dir, const MeasureRecord *m) {
         _cleanup_buf_ Buf b;
         buf_init(&b, MEASURE_FILE_MAX);
         int r = measure_record_format(m, &b);
+        if (r < 0)
+                return r;
+        r = mkdir_parents(path, false);
         if (r < 0)
                 return r;
         return write_file_atomic(path, b.data, b.len, 0644);

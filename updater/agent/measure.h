@@ -5,7 +5,7 @@
  *
  *   SLOT=B                      the slot the prediction is for
  *   VERSION=0.2.1               its version (VERSION_ID of the slot, from cairn-tpm predict)
- *   PREDICTED_BOOT_ID=<id>      the boot in which it was made (the comparison runs in a later boot)
+ *   PREDICTED_BOOT_ID=<id>      the boot in which it was made (1-63 of [A-Za-z0-9-]) (the comparison runs in a later boot)
  *   PREDICTED_AT=<unix seconds>
  *   TPM=present|absent|unreadable   what the agent saw when it read the bank list (absent: sha1+sha256 predicted)
  *   NOTE=<text>                 optional: why the bank list is the fallback

@@ -144,9 +144,16 @@ vm_run() {
                 "$id" "$b64" "$id" >"$VM_DIR/$name/serial.in"
         local end=$((SECONDS + secs))
         while [ $SECONDS -lt $end ]; do
-                out=$(tail -c +$((start + 1)) "$VM_DIR/$name/console.log" | tr -d '\r')
-                if grep -q "^@@END$id [0-9]*$" <<<"$out"; then
-                        rc=$(sed -n "s/^@@END$id \([0-9]*\)$/\1/p" <<<"$out" | head -n1)
+                # Only complete lines count: the console is read while the guest writes it, and a last line cut
+                # after "@@END<id> " (or after the first digit of "12") would otherwise match with an empty (or
+                # wrong) status — vm_run then returned non-zero although the console showed "@@END<id> 0".
+                out=$(tail -c +$((start + 1)) "$VM_DIR/$name/console.log" | tr -d '\r'; printf x)
+                out=${out%x}
+                if [[ $out != *$'\n' ]]; then
+                        if [[ $out == *$'\n'* ]]; then out=${out%$'\n'*}$'\n'; else out=; fi
+                fi
+                if grep -Eq "^@@END$id [0-9]+$" <<<"$out"; then
+                        rc=$(sed -En "s/^@@END$id ([0-9]+)$/\1/p" <<<"$out" | head -n1)
                         sed -n "/^@@BEG$id\$/,/^@@END$id /p" <<<"$out" | sed '1d;$d'
                         return "$rc"
                 fi

@@ -31,6 +31,7 @@ struct Agent {
         AgentReboot *reboot;    /* the reboot lifecycle's runtime (reboot.c) */
         bool delta_refused;     /* ask with delta_okay="false" (the delta did not match the active slot) */
         bool delta_mismatch;    /* set by do_update(): the delta's references are not in the active slot */
+        char *event_xml;        /* measure.c: <cairnpcrs> elements the next event carries (NULL: none) */
 };
 
 typedef struct Slots {
@@ -59,3 +60,8 @@ int agent_revoked_apply(Agent *a, CairnKeyring *kr);
 int agent_revoked_record(Agent *a, const Payload *p);
 /* manifest.c: fetch and verify the offer's manifest (the payload's signed prefix). */
 int agent_fetch_manifest(Agent *a, AgentOffer *offer, uint64_t *counter, Payload **ret);
+/* measure.c: predict and record the PCRs of the next boot (of DISK into slot); send_with_event: the next event
+ * (the install event) carries them. Best effort: < 0 logged, the update goes on. */
+int agent_measure_predict(Agent *a, const char *disk, int slot, const char *version, bool send_with_event);
+/* measure.c: in the first boot after a prediction, compare it with the TPM (the state lock held). */
+void agent_measure_check(Agent *a, int booted);

@@ -77,6 +77,7 @@ void agent_free(Agent *a) {
                 return;
         agent_http_free(a->http);
         agent_reboot_free(a->reboot);
+        free(a->event_xml);
         free(a);
 }
 

@@ -240,6 +240,7 @@ enum {
         AGENT_EC_OMAHA_XML_PARSE = 31,
         AGENT_EC_OMAHA_RESPONSE_INVALID = 34,
         AGENT_EC_ROLLBACK = 44,
+        AGENT_EC_PCR_MISMATCH = 3000,    /* Cairn: the TPM's PCRs differ from the prediction (measure.c) */
         AGENT_EC_OMAHA_HTTP_BASE = 2000, /* + the HTTP status of the update check */
 };
 
@@ -255,6 +256,7 @@ typedef struct AgentRequest {
         int event_result;
         int event_errorcode;
         const char *previousversion;
+        const char *event_xml;  /* child elements of <event> (measure.c's <cairnpcrs>), or NULL */
 } AgentRequest;
 int agent_omaha_request_xml(const AgentRequest *r, Buf *out);
 
@@ -419,6 +421,10 @@ const char *agent_state_path(const Agent *a);
 const char *agent_machine_id(const Agent *a);
 const char *agent_boot_id(const Agent *a);
 const char *agent_root(const Agent *a);  /* "" for / */
+const char *agent_state_dir(const Agent *a);
+/* measure.c: before the reboot into the staged slot, make sure its PCR prediction is recorded (the state lock
+ * held; best effort). */
+int agent_measure_ensure(Agent *a);
 /* Take the state directory's lock (as every writer does); -EAGAIN with agent_error() when another process has it. */
 int agent_lock_state_dir(Agent *a, int *ret_fd);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "measure.h"
 #include "log.h"
 #include "parse.h"
 
@@ -239,6 +240,8 @@ int main(int argc, char **argv) {
         }
         _cleanup_free_ char *text = NULL;
         r = agent_status_text_full(&st, cr < 0 ? NULL : &cfg, NULL, json, busy, time(NULL), &text);
+        if (r >= 0)
+                r = measure_status_merge(&text, state_dir, json);
         if (r < 0) {
                 log_error_errno(r, "formatting the status");
                 return 1;

@@ -54,6 +54,7 @@ void agent_send_event(Agent *a, int type, int result, int errorcode, const char 
         rq.event_result = result;
         rq.event_errorcode = errorcode;
         rq.previousversion = previous;
+        rq.event_xml = a->event_xml;
         char saved[AGENT_ERROR_MAX];
         memcpy(saved, a->err, sizeof saved);
         int saved_code = a->errcode;

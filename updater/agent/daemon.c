@@ -1,6 +1,7 @@
 /* updater/agent/daemon.c — cairn-updated's main loop: jittered checks, backoff, post-boot gate, and the local control socket.
  * This loop is the daemon's top level, so it is where the agent's errors are logged (one line each). */
 #include "agent.h"
+#include "measure.h"
 #include "clock.h"
 
 #include <fcntl.h>
@@ -132,6 +133,8 @@ static void handle_client(Agent *a, int fd) {
                 _cleanup_free_ char *text = NULL;
                 r = agent_status_text_full(agent_state(a), agent_config(a), agent_reboot_view(a),
                                            strcmp(cmd, "status json") == 0, true, time(NULL), &text);
+                if (r >= 0)
+                        r = measure_status_merge(&text, agent_state_dir(a), strcmp(cmd, "status json") == 0);
                 if (r < 0) {
                         send_line(fd, "ERROR %s", strerror(-r));
                         return;

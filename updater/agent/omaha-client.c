@@ -33,7 +33,10 @@ int agent_omaha_request_xml(const AgentRequest *r, Buf *out) {
                         buf_printf(out, " errorcode=\"%d\"", r->event_errorcode);
                 if (r->previousversion)
                         buf_put_attr(out, "previousversion", r->previousversion);
-                buf_puts(out, "></event>");
+                buf_puts(out, ">");
+                if (r->event_xml)
+                        buf_puts(out, r->event_xml);
+                buf_puts(out, "</event>");
         }
         buf_puts(out, "</app>\n</request>\n");
         return out->err;

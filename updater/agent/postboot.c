@@ -46,6 +46,7 @@ static int post_boot(Agent *a) {
         int booted = bootcfg_booted(b);
         if (booted < 0)
                 return 0; /* not booted from a slot (e.g. an image being inspected): nothing to judge */
+        agent_measure_check(a, booted); /* the first boot after a PCR prediction: compare with the TPM */
         struct bootcfg_state bs;
         r = bootcfg_read(b, &bs);
         if (r < 0)

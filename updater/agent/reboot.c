@@ -494,6 +494,7 @@ void agent_reboot_step_locked(Agent *a) {
         }
 
 reboot:
+        (void)agent_measure_ensure(a); /* the staged slot's PCR prediction is on disk before the reboot */
         st->lock_phase = AGENT_LOCK_REBOOTING;
         note(a, "rebooting%s (\"%s\")", lock_backend(c) ? " with the reboot lock held" : "", c->reboot_command);
         if (save(a) < 0) {

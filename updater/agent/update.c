@@ -200,7 +200,11 @@ static int stage_slot(Agent *a, struct bootcfg *b, const Payload *p, int target)
         a->st.failures = 0;
         a->st.last_error[0] = 0;
         agent_set_status(a, AGENT_UPDATED_NEED_REBOOT);
+        /* Measured boot: the PCRs of the boot into the staged slot, recorded and sent with the install event. */
+        (void)agent_measure_predict(a, bootcfg_disk_path(b), target, p->version, true);
         agent_send_event(a, OMAHA_EVENT_INSTALLED, OMAHA_RESULT_SUCCESS, 0, NULL);
+        free(a->event_xml);
+        a->event_xml = NULL;
         return 0;
 }
 

@@ -61,6 +61,8 @@ typedef struct ParseState {
         XmlCore x;
         OmahaRequest *req;
         OmahaApp *app;     /* the <app> being parsed, or NULL */
+        bool in_event;     /* inside an <event> of app */
+        OmahaPcrReport *pcrs; /* the <cairnpcrs> being parsed, or NULL */
         int depth;
         int elements;
 } ParseState;
@@ -88,6 +90,91 @@ static int parse_int(const char *s, int *ret) {
                 return -EINVAL;
         *ret = (int)v;
         return 0;
+}
+
+/* ---- <cairnpcrs> (measured boot; omaha.h) ---- */
+
+static size_t pcr_bank_size(const char *b) {
+        return strcmp(b, "sha1") == 0     ? 20
+               : strcmp(b, "sha256") == 0 ? 32
+               : strcmp(b, "sha384") == 0 ? 48
+               : strcmp(b, "sha512") == 0 ? 64
+                                          : 0;
+}
+
+static void pcr_invalid(OmahaPcrReport *p, const char *why) {
+        if (!p->invalid)
+                p->invalid = why;
+        p->n = 0;
+}
+
+static void pcr_report_start(ParseState *s, const XML_Char **attrs) {
+        OmahaApp *app = s->app;
+        if (app->n_pcr_reports >= OMAHA_MAX_PCR_REPORTS) {
+                app->pcr_reports_dropped = true;
+                return;
+        }
+        OmahaPcrReport *p = &app->pcr_reports[app->n_pcr_reports++];
+        *p = (OmahaPcrReport){ .event = (int)app->n_events - 1 };
+        s->pcrs = p;
+        bool has_kind = false, has_slot = false, has_version = false;
+        for (const XML_Char **a = attrs; a[0]; a += 2) {
+                if (strcmp(a[0], "kind") == 0) {
+                        has_kind = true;
+                        if (strcmp(a[1], "predicted") != 0 && strcmp(a[1], "measured") != 0)
+                                pcr_invalid(p, "kind is not \"predicted\" or \"measured\"");
+                        else
+                                strcpy(p->kind, a[1]);
+                } else if (strcmp(a[0], "slot") == 0) {
+                        has_slot = true;
+                        if (strcmp(a[1], "A") != 0 && strcmp(a[1], "B") != 0)
+                                pcr_invalid(p, "slot is not A or B");
+                        else
+                                strcpy(p->slot, a[1]);
+                } else if (strcmp(a[0], "version") == 0) {
+                        has_version = true;
+                        if (strlen(a[1]) > OMAHA_ATTR_MAX || !omaha_version_valid(a[1]))
+                                pcr_invalid(p, "version is not a dotted version");
+                        else
+                                strcpy(p->version, a[1]);
+                }
+        }
+        if (!has_kind || !has_slot || !has_version)
+                pcr_invalid(p, "lacks kind, slot or version");
+}
+
+static void pcr_add(OmahaPcrReport *p, const XML_Char **attrs) {
+        if (p->invalid)
+                return;
+        const char *bank = NULL, *index = NULL, *value = NULL;
+        for (const XML_Char **a = attrs; a[0]; a += 2) {
+                if (strcmp(a[0], "bank") == 0)
+                        bank = a[1];
+                else if (strcmp(a[0], "index") == 0)
+                        index = a[1];
+                else if (strcmp(a[0], "value") == 0)
+                        value = a[1];
+        }
+        if (!bank || !index || !value)
+                return pcr_invalid(p, "a <pcr> lacks bank, index or value");
+        size_t size = pcr_bank_size(bank);
+        if (!size)
+                return pcr_invalid(p, "a <pcr> names an unknown bank");
+        int idx;
+        if (parse_int(index, &idx) < 0 || idx < 0 || idx > 23 || (index[0] == '0' && index[1]) || index[0] == '+' ||
+            index[0] == '-')
+                return pcr_invalid(p, "a <pcr> index is not 0..23");
+        if (strlen(value) != 2 * size || strspn(value, "0123456789abcdef") != 2 * size)
+                return pcr_invalid(p, "a <pcr> value is not lowercase hex of the bank's digest size");
+        for (size_t i = 0; i < p->n; i++)
+                if (p->pcr[i].index == (unsigned)idx && strcmp(p->pcr[i].bank, bank) == 0)
+                        return pcr_invalid(p, "a <pcr> is given twice");
+        if (p->n >= OMAHA_MAX_PCRS)
+                return pcr_invalid(p, "more than 16 <pcr>");
+        OmahaPcr *c = &p->pcr[p->n++];
+        strcpy(c->bank, bank);
+        c->index = (unsigned)idx;
+        memcpy(c->value, value, 2 * size + 1);
 }
 
 static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs) {
@@ -161,6 +248,7 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs) {
                         if (s->app->n_events >= OMAHA_MAX_EVENTS)
                                 return stop(s, -E2BIG);
                         OmahaEvent *ev = &s->app->events[s->app->n_events++];
+                        s->in_event = true;
                         ev->type = ev->result = -1;
                         ev->errorcode = 0;
                         for (const XML_Char **a = attrs; a[0]; a += 2) {
@@ -178,6 +266,10 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs) {
                         }
                 }
                 /* Other children of <app> (e.g. <data>) are ignored. */
+        } else if (s->depth == 4 && s->app && s->in_event && strcmp(name, "cairnpcrs") == 0) {
+                pcr_report_start(s, attrs);
+        } else if (s->depth == 5 && s->pcrs && strcmp(name, "pcr") == 0) {
+                pcr_add(s->pcrs, attrs);
         } else if (s->depth == 2 || (s->depth >= 3 && !s->app)) {
                 /* Unknown elements under <request> and their subtrees are ignored. */
         }
@@ -189,6 +281,10 @@ static void on_end(void *ud, const XML_Char *name) {
         ParseState *s = ud;
         if (s->depth == 2)
                 s->app = NULL;
+        if (s->depth == 3)
+                s->in_event = false;
+        if (s->depth == 4)
+                s->pcrs = NULL;
         s->depth--;
 }
 

@@ -38,6 +38,28 @@ typedef struct OmahaEvent {
         char previousversion[OMAHA_ATTR_MAX + 1];
 } OmahaEvent;
 
+/* Cairn's measured-boot extension of <event> (docs/measured-boot.md "On the wire"): a child element
+ *   <cairnpcrs kind="predicted|measured" slot="A|B" version="V"><pcr bank="sha256" index="8" value="HEX"/>…
+ * that stock Omaha servers skip as an unknown child. At most OMAHA_MAX_PCR_REPORTS per <app> (over all its
+ * events), OMAHA_MAX_PCRS <pcr> each. A report that breaks a rule is kept with invalid set (a static reason) and
+ * its values dropped: the request itself stays good. */
+#define OMAHA_MAX_PCR_REPORTS 2
+#define OMAHA_MAX_PCRS 16
+typedef struct OmahaPcr {
+        char bank[8];                 /* sha1, sha256, sha384, sha512 */
+        unsigned index;               /* 0..23 */
+        char value[129];              /* lowercase hex of the bank's digest size */
+} OmahaPcr;
+typedef struct OmahaPcrReport {
+        char kind[16];                /* "predicted" or "measured" */
+        char slot[2];                 /* "A" or "B" */
+        char version[OMAHA_ATTR_MAX + 1];
+        int event;                    /* index of the <event> it was in */
+        const char *invalid;          /* NULL: good */
+        size_t n;
+        OmahaPcr pcr[OMAHA_MAX_PCRS];
+} OmahaPcrReport;
+
 /* One <app>. A string attribute that was absent is "". */
 typedef struct OmahaApp {
         char appid[OMAHA_ATTR_MAX + 1];
@@ -54,6 +76,9 @@ typedef struct OmahaApp {
         bool delta_okay;        /* delta_okay="true": the host can apply a delta payload (update_engine's attribute) */
         size_t n_events;
         OmahaEvent events[OMAHA_MAX_EVENTS];
+        size_t n_pcr_reports;
+        OmahaPcrReport pcr_reports[OMAHA_MAX_PCR_REPORTS];
+        bool pcr_reports_dropped;  /* more than OMAHA_MAX_PCR_REPORTS were sent; the extra ones were ignored */
 } OmahaApp;
 
 typedef struct OmahaRequest {

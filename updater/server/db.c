@@ -693,3 +693,68 @@ int server_db_health_json(ServerDb *db, Buf *out, bool *ret_failing) {
         *ret_failing = failing;
         return out->err;
 }
+
+/* ---- Measured boot: the PCR values hosts report (docs/server.md "PCR reports") ----
+ * One row per (machine, kind, bank, pcr): a new report of a kind replaces that machine's previous one. The table is
+ * created on first use, so databases made before it exist keep working. */
+
+static const char pcr_schema[] =
+        "CREATE TABLE IF NOT EXISTS pcr_reports("
+        " machine_id TEXT NOT NULL, kind TEXT NOT NULL, slot TEXT NOT NULL, version TEXT NOT NULL,"
+        " bank TEXT NOT NULL, pcr INTEGER NOT NULL, value TEXT NOT NULL, time INTEGER NOT NULL,"
+        " PRIMARY KEY(machine_id, kind, bank, pcr));";
+
+static int pcr_table_locked(ServerDb *db) {
+        return server_sqlite_errno(sqlite3_exec(db->db, pcr_schema, NULL, NULL, NULL));
+}
+
+int server_db_pcr_report(ServerDb *db, const char *machine_id, const OmahaPcrReport *p, int64_t now) {
+        if (p->invalid || p->n == 0)
+                return -EINVAL;
+        pthread_mutex_lock(&db->lock);
+        int r = pcr_table_locked(db);
+        if (r >= 0)
+                r = server_sqlite_errno(sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL));
+        if (r < 0) {
+                pthread_mutex_unlock(&db->lock);
+                return r;
+        }
+        sqlite3_stmt *del = NULL, *ins = NULL;
+        int rc = sqlite3_prepare_v2(db->db, "DELETE FROM pcr_reports WHERE machine_id = ?1 AND kind = ?2", -1, &del,
+                                    NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(db->db,
+                                        "INSERT INTO pcr_reports(machine_id, kind, slot, version, bank, pcr, value, time)"
+                                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                        -1, &ins, NULL);
+        r = server_sqlite_errno(rc);
+        if (r >= 0) {
+                r = server_sqlite_errno(sqlite3_step(bind(del, "tt", machine_id, p->kind)));
+        }
+        for (size_t i = 0; r >= 0 && i < p->n; i++) {
+                sqlite3_reset(ins);
+                /* every field is non-empty: the parser refuses a report without them */
+                r = server_sqlite_errno(sqlite3_step(bind(ins, "tttttitI", machine_id, p->kind, p->slot, p->version,
+                                                          p->pcr[i].bank, (int)p->pcr[i].index, p->pcr[i].value,
+                                                          (int64_t)now)));
+        }
+        sqlite3_finalize(del);
+        sqlite3_finalize(ins);
+        int rc2 = sqlite3_exec(db->db, r >= 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+        if (r >= 0)
+                r = server_sqlite_errno(rc2);
+        pthread_mutex_unlock(&db->lock);
+        return r;
+}
+
+int server_db_pcrs_json(ServerDb *db, Buf *out, const char *machine_id, unsigned limit) {
+        pthread_mutex_lock(&db->lock);
+        int r = pcr_table_locked(db);
+        pthread_mutex_unlock(&db->lock);
+        if (r < 0)
+                return r;
+        return rows_json(db, out,
+                         "SELECT machine_id, kind, slot, version, bank, pcr, value, time FROM pcr_reports"
+                         " WHERE ?1 IS NULL OR machine_id = ?1 ORDER BY machine_id, kind, bank, pcr LIMIT ?2",
+                         machine_id, limit);
+}

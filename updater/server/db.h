@@ -54,6 +54,13 @@ int server_db_instances_json(ServerDb *db, Buf *out, const char *channel, unsign
 /* Append a JSON array of the last events (newest first, at most limit), of one machine if machine_id. */
 int server_db_events_json(ServerDb *db, Buf *out, const char *machine_id, unsigned limit);
 
+/* Measured boot: store a host's PCR report (the predicted values of its next boot, or the measured ones of a boot
+ * that differed), replacing its previous report of that kind. -EINVAL for an invalid or empty report. */
+int server_db_pcr_report(ServerDb *db, const char *machine_id, const OmahaPcrReport *p, int64_t now);
+/* Append a JSON array of the stored PCR values (rows machine_id, kind, slot, version, bank, pcr, value, time), of one
+ * machine if machine_id. */
+int server_db_pcrs_json(ServerDb *db, Buf *out, const char *machine_id, unsigned limit);
+
 typedef struct DbChannelStats {
         int64_t granted_period;  /* machines granted version in the current period */
         int64_t granted_total;   /* machines granted version ever */

@@ -374,6 +374,9 @@ static enum MHD_Result serve_api(Server *s, struct MHD_Connection *c, Req *q, co
         } else if (strcmp(url, "/api/v1/events") == 0) {
                 const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "machine");
                 r = server_db_events_json(s->db, &b, m && *m ? m : NULL, arg_uint(c, "limit", 100, 10000));
+        } else if (strcmp(url, "/api/v1/instances/pcrs") == 0) {
+                const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "machine");
+                r = server_db_pcrs_json(s->db, &b, m && *m ? m : NULL, arg_uint(c, "limit", 1000, 100000));
         } else if (strcmp(url, "/api/v1/channels") == 0)
                 r = server_channels_json(s, now_sec(), &b);
         else if (strcmp(url, "/api/v1/locks") == 0)

@@ -125,6 +125,13 @@ int server_answer_omaha(Server *s, const OmahaRequest *req, const char *peer_ip,
                         add_note(note, note_size, "database: %s", strerror(-r));
                         return r;
                 }
+                for (size_t i = 0; i < app->n_pcr_reports; i++) { /* measured boot (docs/server.md) */
+                        const OmahaPcrReport *pr = &app->pcr_reports[i];
+                        int pe = server_db_pcr_report(s->db, app->machineid, pr, now);
+                        if (pe < 0)
+                                add_note(note, note_size, "PCR report ignored: %s",
+                                         pr->invalid ? pr->invalid : pe == -EINVAL ? "no <pcr>" : strerror(-pe));
+                }
                 if (want_grant && !granted)
                         x->ans.uc_status = "noupdate"; /* max per period reached: try again later */
                 if (want_grant && granted) {

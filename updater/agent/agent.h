@@ -150,6 +150,15 @@ typedef struct AgentState {
         bool reboot_requested;              /* cairnctl reboot: now, without waiting for the window */
         unsigned lock_failures;             /* consecutive failed attempts (lock refused, hook failed): backoff */
         char lock_note[AGENT_LOCK_NOTE_MAX]; /* why there was no reboot yet, or what happened last */
+        /* What the lock is held for (saved when it is asked for; the hooks' CAIRN_OLD/NEW_VERSION and
+         * CAIRN_ROLLED_BACK in the new boot, hook-env.c): the version rebooted from, the one staged ("" none:
+         * cairnctl reboot without an update) and its slot (-1 none). */
+        char lock_from_version[AGENT_VERSION_MAX + 1];
+        char lock_to_version[AGENT_VERSION_MAX + 1];
+        int lock_to_slot;
+        /* The instant picked inside a reboot window (Unix seconds) and the end of that window (0: none), so a
+         * restarted agent keeps its place in the window instead of drawing again (reboot.c). */
+        int64_t window_pick, window_pick_close;
         /* Not saved: what agent_state_parse() reset because its value was invalid ("" none), for the top level to
          * log once. */
         char load_note[AGENT_ERROR_MAX];

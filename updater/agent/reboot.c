@@ -27,7 +27,6 @@ struct AgentReboot {
         bool reboot_issued;        /* this process ran the reboot command successfully */
         bool post_hooks_done;      /* this process ran the post-boot hooks successfully (release pending) */
         int64_t due_ms;            /* monotonic; -1 nothing pending */
-        time_t pick, pick_close;   /* the planned instant inside the window, and that window's end */
         time_t retry_at;           /* wall: no attempt before (backoff) */
         time_t (*clock)(void);
         uint32_t (*rnd)(void);
@@ -344,16 +343,23 @@ static bool window_allows(Agent *a, time_t now) {
         time_t open, close;
         if (agent_window_find(&c->window, now, &open, &close) < 0)
                 return true;
-        if (rb->pick == 0 || rb->pick_close != close) { /* one pick per window */
-                rb->pick = agent_window_pick(&c->window, now, rb->rnd());
-                rb->pick_close = close;
+        /* One pick per window, saved: a restarted agent (a fleet restarted together, a crash loop) keeps its
+         * instant while that window is current; the next window gets a new one. A saved pick that does not lie
+         * in the window (the window was changed, or the file was edited) is drawn again. */
+        AgentState *st = agent_state(a);
+        time_t pick = (time_t)st->window_pick;
+        if ((time_t)st->window_pick_close != close || pick < open || pick >= close) {
+                pick = agent_window_pick(&c->window, now, rb->rnd());
+                st->window_pick = (int64_t)pick;
+                st->window_pick_close = (int64_t)close;
+                (void)save(a); /* if it cannot be written, the lock step will not run either (it saves first) */
         }
-        if (now >= rb->pick && now >= open)
+        if (now >= pick && now >= open)
                 return true;
         char w[96], o[64], p[64];
         agent_window_format(&c->window, w, sizeof w);
         fmt_time(open, o, sizeof o);
-        fmt_time(rb->pick, p, sizeof p);
+        fmt_time(pick, p, sizeof p);
         bool changed;
         if (now < open)
                 changed = note(a, "waiting for the reboot window (%s): it opens at %s; reboot planned at %s", w, o, p);
@@ -362,7 +368,7 @@ static bool window_allows(Agent *a, time_t now) {
                                w, p);
         if (changed)
                 (void)save(a);
-        due_in(rb, (int64_t)(rb->pick - now));
+        due_in(rb, (int64_t)(pick - now));
         return false;
 }
 

@@ -366,6 +366,9 @@ int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZ
  * later ones), each with a timeout. 0 when all exit 0; else -ETIMEDOUT/-ECHILD (exit != 0) with *ret_failed
  * (static) naming the script. */
 int agent_health_run(const char *const *dirs, size_t n_dirs, unsigned timeout_sec, const char **ret_failed);
+/* The same for hooks: with envp non-NULL each runs with exactly that environment, from "/". */
+int agent_hooks_run(const char *const *dirs, size_t n_dirs, unsigned timeout_sec, char *const *envp,
+                    const char **ret_failed);
 
 int agent_run_command(const char *command);
 /* In a forked child before exec: unblock every signal and set every disposition back to SIG_DFL, so a child
@@ -447,6 +450,11 @@ void agent_reboot_step_locked(Agent *a);
 int64_t agent_reboot_due_ms(const Agent *a);
 /* cairnctl reboot: reboot now (no window), through the strategy's lock; saved, so it survives a restart. */
 int agent_reboot_request(Agent *a);
+/* The environment of a pre-reboot.d or post-boot.d hook (hook is "pre-reboot" or "post-boot"; hook-env.c,
+ * docs/reboot.md "Hook environment"): PATH, HOME, TZ (if set) and the CAIRN_* variables, NULL-terminated;
+ * free with agent_hook_env_free(). */
+int agent_hook_env(Agent *a, const char *hook, unsigned timeout, char ***ret);
+void agent_hook_env_free(char **env);
 
 /* What the daemon last read of the lock, for status (also filled by cairnctl lock-status). */
 #define AGENT_HOLDERS_TEXT_MAX 2048

@@ -252,7 +252,27 @@ static int run_hooks(Agent *a, const char *name, unsigned timeout, const char **
         snprintf(d0, sizeof d0, "%s/etc/cairn/%s.d", agent_root(a), name);
         snprintf(d1, sizeof d1, "%s/usr/lib/cairn/%s.d", agent_root(a), name);
         const char *dirs[2] = { d0, d1 };
-        return agent_health_run(dirs, 2, timeout, ret_failed);
+        char **env = NULL;
+        int r = agent_hook_env(a, name, timeout, &env);
+        if (r < 0) {
+                static char what[64];
+                snprintf(what, sizeof what, "(its environment: %s)", strerror(-r));
+                *ret_failed = what;
+                return r;
+        }
+        r = agent_hooks_run(dirs, 2, timeout, env, ret_failed);
+        agent_hook_env_free(env);
+        return r;
+}
+
+/* What the lock is taken for, saved with the phase (the hooks of the new boot see it): the running version, the
+ * update staged in this boot (if any) and its slot. */
+static void remember_target(Agent *a) {
+        AgentState *st = agent_state(a);
+        bool staged = st->staged_slot >= 0 && strcmp(st->staged_boot_id, agent_boot_id(a)) == 0;
+        snprintf(st->lock_from_version, sizeof st->lock_from_version, "%s", st->current_version);
+        snprintf(st->lock_to_version, sizeof st->lock_to_version, "%s", staged ? st->staged_version : "");
+        st->lock_to_slot = staged ? st->staged_slot : -1;
 }
 
 static bool same_boot(Agent *a) {
@@ -273,9 +293,13 @@ static bool reboot_wanted(Agent *a) {
 static void enter(Agent *a, AgentLockPhase p) {
         AgentState *st = agent_state(a);
         st->lock_phase = p;
-        if (p == AGENT_LOCK_ACQUIRING)
+        if (p == AGENT_LOCK_ACQUIRING) {
                 snprintf(st->lock_boot_id, sizeof st->lock_boot_id, "%s", agent_boot_id(a));
+                remember_target(a);
+        }
         if (p == AGENT_LOCK_NONE) {
+                st->lock_from_version[0] = st->lock_to_version[0] = 0;
+                st->lock_to_slot = -1;
                 /* A pending cairnctl reboot stays tied to this boot (the reboot that carries it out ends it). */
                 if (st->reboot_requested)
                         snprintf(st->lock_boot_id, sizeof st->lock_boot_id, "%s", agent_boot_id(a));
@@ -475,8 +499,10 @@ void agent_reboot_step_locked(Agent *a) {
         conn_close(&conn);
 
         /* Pre-reboot hooks (drain). */
-        if (st->lock_phase != AGENT_LOCK_ACQUIRING)
+        if (st->lock_phase != AGENT_LOCK_ACQUIRING) {
                 snprintf(st->lock_boot_id, sizeof st->lock_boot_id, "%s", agent_boot_id(a));
+                remember_target(a);
+        }
         st->lock_phase = AGENT_LOCK_PRE_REBOOT;
         note(a, "%s; running the pre-reboot hooks", lock_backend(c) ? "took the reboot lock" : "rebooting soon");
         if (save(a) < 0) {

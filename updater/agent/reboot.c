@@ -350,6 +350,7 @@ static void after_boot(Agent *a) {
         }
         enter(a, AGENT_LOCK_NONE);
         st->lock_failures = 0;
+        st->window_pick = st->window_pick_close = 0; /* that reboot is done: the next one draws its own instant */
         rb->post_hooks_done = false;
         char t[64];
         fmt_time(rb->clock(), t, sizeof t);

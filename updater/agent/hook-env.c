@@ -102,7 +102,11 @@ int agent_hook_env(Agent *a, const char *hook, unsigned timeout, char ***ret) {
         int booted = booted_slot(a);
         add(&e, "CAIRN_BOOTED_SLOT", "%s", slot_letter(booted));
         add(&e, "CAIRN_BOOTED_VERSION", "%s", a->os_version);
-        add(&e, "CAIRN_OLD_VERSION", "%s", st->lock_from_version[0] ? st->lock_from_version : a->os_version);
+        /* Saved with the phase; a state file without it (written by an older agent) falls back to what is known. */
+        const char *from = st->lock_from_version[0] ? st->lock_from_version
+                           : post && st->previous_version[0] ? st->previous_version
+                                                             : a->os_version;
+        add(&e, "CAIRN_OLD_VERSION", "%s", from);
         add(&e, "CAIRN_NEW_VERSION", "%s", st->lock_to_version);
         if (post) {
                 /* Came back on the old slot: the new one did not boot, or failed its gate before a reboot. */

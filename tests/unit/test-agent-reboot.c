@@ -488,6 +488,37 @@ static void test_pick_saved(void) {
         agent_free(a);
 }
 
+/* The new state keys round-trip; bad values are reset (with a note), never used. */
+static void test_state_keys(void) {
+        AgentState st, back;
+        agent_state_init(&st);
+        CHECK_EQ(st.lock_to_slot, -1);
+        st.window_pick = THU + 4 * H + 77;
+        st.window_pick_close = THU + 4 * H + 5400;
+        snprintf(st.lock_from_version, sizeof st.lock_from_version, "1.0.0");
+        snprintf(st.lock_to_version, sizeof st.lock_to_version, "2.0.0");
+        st.lock_to_slot = 1;
+        char *text = NULL;
+        size_t len = 0;
+        CHECK_EQ(agent_state_format(&st, &text, &len), 0);
+        CHECK_EQ(agent_state_parse(&back, text, len), 0);
+        free(text);
+        CHECK_EQ(back.window_pick, THU + 4 * H + 77);
+        CHECK_EQ(back.window_pick_close, THU + 4 * H + 5400);
+        CHECK_STREQ(back.lock_from_version, "1.0.0");
+        CHECK_STREQ(back.lock_to_version, "2.0.0");
+        CHECK_EQ(back.lock_to_slot, 1);
+        static const char *const bad[] = { "WINDOW_PICK=-5\n", "WINDOW_PICK=253402300800\n", "WINDOW_PICK_CLOSE=x\n",
+                                           "LOCK_TO_SLOT=C\n" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                CHECK_EQ(agent_state_parse(&back, bad[i], strlen(bad[i])), 0);
+                CHECK_EQ(back.window_pick, 0);
+                CHECK_EQ(back.window_pick_close, 0);
+                CHECK_EQ(back.lock_to_slot, -1);
+                CHECK(back.load_note[0] != 0);
+        }
+}
+
 int main(void) {
         setenv("TZ", "UTC", 1);
         tzset();
@@ -498,5 +529,6 @@ int main(void) {
         RUN(test_config);
         RUN(test_lifecycle_window);
         RUN(test_pick_saved);
+        RUN(test_state_keys);
         return unit_main_end();
 }

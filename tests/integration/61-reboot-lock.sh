@@ -89,6 +89,54 @@ grep -q "\"$(mid a)\"" "$T/a-post-seen" || fail63 a "the post-boot hook ran with
 grep -q "released the reboot lock" "$T/h-a/var/lib/cairn/state" || fail63 a "no release note"
 ok "lifecycle: staged → lock (held inside the pre-reboot hook) → reboot → health gate → post-boot hook (lock held) → released"
 
+# ---- N: the hooks' environment: a clean PATH, the CAIRN_* variables, nothing else of the daemon's (no secrets) ----
+SECRETS=(ETCD_PASSWORD=s3cret-env CAIRN_LOCK_USER=root:s3cret-env LOCKSMITHD_ETCD_PASSWORD=s3cret-env
+        "PATH=$T/evil-bin:$PATH" FOO=inherited)
+henv() { # NAME: a host whose pre-reboot and post-boot hooks record their environment
+        host "$1"
+        hook "$1" pre-reboot 10-env "env >$T/$1-pre.env"
+        hook "$1" post-boot 10-env "env >$T/$1-post.env"
+}
+check_env() { # FILE KEY=VALUE… : exactly these variables (the shell's own PWD/SHLVL/_ aside)
+        python3 - "$@" <<'PY'
+import sys
+got = {}
+for l in open(sys.argv[1]).read().splitlines():
+    k, _, v = l.partition("=")
+    if k not in ("PWD", "SHLVL", "_", "OLDPWD"):
+        got[k] = v
+want = dict(a.split("=", 1) for a in sys.argv[2:])
+home = got.pop("HOME", "")
+assert home.startswith("/"), ("HOME", home)
+assert got == want, {"missing or wrong": {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v},
+                     "unexpected": {k: v for k, v in got.items() if k not in want}}
+PY
+}
+henv n
+(export "${SECRETS[@]}"; once n boot-1 A) || fail63 n "stage + reboot of n"
+booted_v2 n
+(export "${SECRETS[@]}"; once n boot-2 B) || fail63 n "n's new boot"
+[ -z "$(holders)" ] || fail63 n "n kept the lock"
+COMMON=(PATH=/usr/sbin:/usr/bin:/sbin:/bin TZ=UTC CAIRN_REBOOT_STRATEGY=etcd-lock CAIRN_LOCK=etcd CAIRN_LOCK_GROUP=
+        "CAIRN_MACHINE_ID=$(mid n)" CAIRN_OLD_VERSION=1.0.0 CAIRN_NEW_VERSION=2.0.0)
+check_env "$T/n-pre.env" "${COMMON[@]}" CAIRN_HOOK=pre-reboot CAIRN_HOOK_TIMEOUT=600 CAIRN_BOOT_ID=boot-1 \
+        CAIRN_BOOTED_SLOT=A CAIRN_BOOTED_VERSION=1.0.0 CAIRN_NEXT_SLOT=B CAIRN_REBOOT_REASON=update ||
+        fail63 n "pre-reboot hook environment: $(cat "$T/n-pre.env")"
+check_env "$T/n-post.env" "${COMMON[@]}" CAIRN_HOOK=post-boot CAIRN_HOOK_TIMEOUT=300 CAIRN_BOOT_ID=boot-2 \
+        CAIRN_BOOTED_SLOT=B CAIRN_BOOTED_VERSION=2.0.0 CAIRN_ROLLED_BACK=0 ||
+        fail63 n "post-boot hook environment: $(cat "$T/n-post.env")"
+! grep -l 's3cret\|inherited\|evil-bin' "$T/n-pre.env" "$T/n-post.env" || fail63 n "a hook inherited the daemon's environment"
+# Came back on the old slot (the new one did not boot): the post-boot hook is told, and the lock released.
+henv r
+(export "${SECRETS[@]}"; once r boot-1 A) || fail63 r "stage + reboot of r"
+once r boot-2 A || true # its exit status is the update check's
+[ -z "$(holders)" ] || fail63 r "r kept the lock after coming back on the old slot"
+check_env "$T/r-post.env" PATH=/usr/sbin:/usr/bin:/sbin:/bin TZ=UTC CAIRN_REBOOT_STRATEGY=etcd-lock CAIRN_LOCK=etcd \
+        CAIRN_LOCK_GROUP= "CAIRN_MACHINE_ID=$(mid r)" CAIRN_OLD_VERSION=1.0.0 CAIRN_NEW_VERSION=2.0.0 \
+        CAIRN_HOOK=post-boot CAIRN_HOOK_TIMEOUT=300 CAIRN_BOOT_ID=boot-2 CAIRN_BOOTED_SLOT=A CAIRN_BOOTED_VERSION=1.0.0 \
+        CAIRN_ROLLED_BACK=1 || fail63 r "post-boot hook environment after a rollback: $(cat "$T/r-post.env")"
+ok "hook environment: PATH=/usr/sbin:/usr/bin:/sbin:/bin, TZ, HOME and the CAIRN_* variables (versions, slots, machine id, strategy, rolled back), no secret or other variable of the daemon's"
+
 # ---- B: the new boot fails its health gate: the lock is kept ----
 host b
 once b boot-1 A || fail63 b "stage b"

@@ -372,6 +372,153 @@ static void test_lifecycle_window(void) {
         agent_free(a);
 }
 
+/* The agent of an existing host root (its state file as the last run left it): a restarted agent. */
+static Agent *reopen(const char *name) {
+        char root[800];
+        snprintf(root, sizeof root, "%s/%s", unit_tmpdir(), name);
+        AgentOptions o = { .root = root, .booted = 0, .boot_id = "boot-1" };
+        Agent *a = NULL;
+        char err[512] = "";
+        int r = agent_new(&o, &a, err, sizeof err);
+        if (r < 0)
+                fprintf(stderr, "agent_new: %s\n", err);
+        CHECK_EQ(r, 0);
+        return a;
+}
+
+static int64_t saved_pick(const char *name, int64_t *ret_close) {
+        AgentState st;
+        char dir[900];
+        snprintf(dir, sizeof dir, "%s/%s/var/lib/cairn", unit_tmpdir(), name);
+        CHECK_EQ(agent_state_load(&st, dir), 0);
+        if (ret_close)
+                *ret_close = st.window_pick_close;
+        return st.window_pick;
+}
+
+/* The instant picked in a window survives restarts while that window is current (each restart draws other random
+ * numbers), and the next window gets a new one. */
+static void test_pick_saved(void) {
+        const char *conf = "REBOOT_STRATEGY=reboot\nREBOOT_COMMAND=true\nREBOOT_WINDOW_START=Thu 04:00\n"
+                           "REBOOT_WINDOW_LENGTH=1h30m\n";
+        const time_t open = THU + 4 * H, close = open + 5400;
+        Agent *a = host("saved", conf);
+        if (!a)
+                return;
+        lcg_state = 4242;
+        agent_reboot_set_clock(a, fake_clock, lcg);
+        agent_reboot_gate_done(a);
+        fake_now = THU + H; /* before the window */
+        agent_reboot_step_locked(a);
+        CHECK_EQ(agent_state(a)->lock_phase, AGENT_LOCK_NONE);
+        int64_t pclose = 0, pick = saved_pick("saved", &pclose);
+        CHECK(pick >= open && pick < open + 2700);
+        CHECK_EQ(pclose, close);
+        /* What status shows (behaviour, not only the state file): the planned instant. */
+        char planned[64];
+        struct tm tm;
+        time_t pt = (time_t)pick;
+        strftime(planned, sizeof planned, "reboot planned at %Y-%m-%d %H:%M:%S UTC", gmtime_r(&pt, &tm));
+        CHECK(strstr(agent_state(a)->lock_note, planned) != NULL);
+        agent_free(a);
+        /* 30 restarts, before and inside the window up to the pick, each with its own random numbers: the same
+         * instant every time, no reboot before it. */
+        for (int i = 0; i < 30; i++) {
+                a = reopen("saved");
+                if (!a)
+                        return;
+                lcg_state = 9000u + (uint32_t)i * 7919u;
+                agent_reboot_set_clock(a, fake_clock, lcg);
+                agent_reboot_gate_done(a);
+                fake_now = THU + 2 * H + (time_t)i * ((pick - 1 - (THU + 2 * H)) / 29);
+                agent_reboot_step_locked(a);
+                if (agent_state(a)->lock_phase != AGENT_LOCK_NONE || saved_pick("saved", NULL) != pick ||
+                    !strstr(agent_state(a)->lock_note, planned)) {
+                        fprintf(stderr, "restart %d at %lld: phase %s, note \"%s\", pick %lld (was %lld)\n", i,
+                                (long long)fake_now, agent_lock_phase_name(agent_state(a)->lock_phase),
+                                agent_state(a)->lock_note,
+                                (long long)saved_pick("saved", NULL), (long long)pick);
+                        unit_failures++;
+                }
+                agent_free(a);
+        }
+        /* A restart after the pick (still in the window) reboots at once, at the instant it was planned for. */
+        a = reopen("saved");
+        lcg_state = 1;
+        agent_reboot_set_clock(a, fake_clock, lcg);
+        agent_reboot_gate_done(a);
+        CHECK_EQ(run_until_reboot(a, pick - 59, 3600), pick + 1);
+        agent_free(a);
+        /* The window passed without a reboot (REBOOT_COMMAND failing): next week's window draws a new instant. */
+        a = host("saved2", "REBOOT_STRATEGY=reboot\nREBOOT_COMMAND=exit 1\nREBOOT_WINDOW_START=Thu 04:00\n"
+                           "REBOOT_WINDOW_LENGTH=1h30m\n");
+        agent_reboot_set_clock(a, fake_clock, lcg);
+        agent_reboot_gate_done(a);
+        fake_now = THU + H;
+        agent_reboot_step_locked(a);
+        int64_t p1 = saved_pick("saved2", NULL);
+        CHECK(p1 >= open && p1 < close);
+        agent_free(a);
+        a = reopen("saved2");
+        agent_reboot_set_clock(a, fake_clock, lcg);
+        agent_reboot_gate_done(a);
+        fake_now = close + 60;
+        agent_reboot_step_locked(a);
+        int64_t p2 = saved_pick("saved2", &pclose);
+        CHECK_EQ(pclose, close + 7 * D);
+        CHECK(p2 >= open + 7 * D && p2 < open + 7 * D + 2700);
+        agent_free(a);
+        /* A saved pick outside its window (edited, or the window changed) is drawn again, inside it. */
+        char p[900];
+        snprintf(p, sizeof p, "%s/saved3/var/lib/cairn/state", unit_tmpdir());
+        a = host("saved3", conf);
+        agent_free(a);
+        char st[512];
+        snprintf(st, sizeof st,
+                 "STATE=UPDATED_NEED_REBOOT\nSTAGED_VERSION=2.0.0\nSTAGED_SLOT=B\nSTAGED_BOOT_ID=boot-1\n"
+                 "WINDOW_PICK=%lld\nWINDOW_PICK_CLOSE=%lld\n", (long long)(close + 10), (long long)close);
+        CHECK_EQ(write_file_atomic(p, st, strlen(st), 0644), 0);
+        a = reopen("saved3");
+        agent_reboot_set_clock(a, fake_clock, lcg);
+        agent_reboot_gate_done(a);
+        fake_now = THU + H;
+        agent_reboot_step_locked(a);
+        int64_t p3 = saved_pick("saved3", NULL);
+        CHECK(p3 >= open && p3 < open + 2700);
+        agent_free(a);
+}
+
+/* The new state keys round-trip; bad values are reset (with a note), never used. */
+static void test_state_keys(void) {
+        AgentState st, back;
+        agent_state_init(&st);
+        CHECK_EQ(st.lock_to_slot, -1);
+        st.window_pick = THU + 4 * H + 77;
+        st.window_pick_close = THU + 4 * H + 5400;
+        snprintf(st.lock_from_version, sizeof st.lock_from_version, "1.0.0");
+        snprintf(st.lock_to_version, sizeof st.lock_to_version, "2.0.0");
+        st.lock_to_slot = 1;
+        char *text = NULL;
+        size_t len = 0;
+        CHECK_EQ(agent_state_format(&st, &text, &len), 0);
+        CHECK_EQ(agent_state_parse(&back, text, len), 0);
+        free(text);
+        CHECK_EQ(back.window_pick, THU + 4 * H + 77);
+        CHECK_EQ(back.window_pick_close, THU + 4 * H + 5400);
+        CHECK_STREQ(back.lock_from_version, "1.0.0");
+        CHECK_STREQ(back.lock_to_version, "2.0.0");
+        CHECK_EQ(back.lock_to_slot, 1);
+        static const char *const bad[] = { "WINDOW_PICK=-5\n", "WINDOW_PICK=253402300800\n", "WINDOW_PICK_CLOSE=x\n",
+                                           "LOCK_TO_SLOT=C\n" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                CHECK_EQ(agent_state_parse(&back, bad[i], strlen(bad[i])), 0);
+                CHECK_EQ(back.window_pick, 0);
+                CHECK_EQ(back.window_pick_close, 0);
+                CHECK_EQ(back.lock_to_slot, -1);
+                CHECK(back.load_note[0] != 0);
+        }
+}
+
 int main(void) {
         setenv("TZ", "UTC", 1);
         tzset();
@@ -381,5 +528,7 @@ int main(void) {
         RUN(test_pick);
         RUN(test_config);
         RUN(test_lifecycle_window);
+        RUN(test_pick_saved);
+        RUN(test_state_keys);
         return unit_main_end();
 }

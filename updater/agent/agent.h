@@ -150,6 +150,15 @@ typedef struct AgentState {
         bool reboot_requested;              /* cairnctl reboot: now, without waiting for the window */
         unsigned lock_failures;             /* consecutive failed attempts (lock refused, hook failed): backoff */
         char lock_note[AGENT_LOCK_NOTE_MAX]; /* why there was no reboot yet, or what happened last */
+        /* What the lock is held for (saved when it is asked for; the hooks' CAIRN_OLD/NEW_VERSION and
+         * CAIRN_ROLLED_BACK in the new boot, hook-env.c): the version rebooted from, the one staged ("" none:
+         * cairnctl reboot without an update) and its slot (-1 none). */
+        char lock_from_version[AGENT_VERSION_MAX + 1];
+        char lock_to_version[AGENT_VERSION_MAX + 1];
+        int lock_to_slot;
+        /* The instant picked inside a reboot window (Unix seconds) and the end of that window (0: none), so a
+         * restarted agent keeps its place in the window instead of drawing again (reboot.c). */
+        int64_t window_pick, window_pick_close;
         /* Not saved: what agent_state_parse() reset because its value was invalid ("" none), for the top level to
          * log once. */
         char load_note[AGENT_ERROR_MAX];
@@ -363,6 +372,9 @@ int agent_hash_range(int fd, uint64_t off, uint64_t size, uint8_t ret[SHA256_SIZ
  * later ones), each with a timeout. 0 when all exit 0; else -ETIMEDOUT/-ECHILD (exit != 0) with *ret_failed
  * (static) naming the script. */
 int agent_health_run(const char *const *dirs, size_t n_dirs, unsigned timeout_sec, const char **ret_failed);
+/* The same for hooks: with envp non-NULL each runs with exactly that environment, from "/". */
+int agent_hooks_run(const char *const *dirs, size_t n_dirs, unsigned timeout_sec, char *const *envp,
+                    const char **ret_failed);
 
 int agent_run_command(const char *command);
 /* In a forked child before exec: unblock every signal and set every disposition back to SIG_DFL, so a child
@@ -448,6 +460,11 @@ void agent_reboot_step_locked(Agent *a);
 int64_t agent_reboot_due_ms(const Agent *a);
 /* cairnctl reboot: reboot now (no window), through the strategy's lock; saved, so it survives a restart. */
 int agent_reboot_request(Agent *a);
+/* The environment of a pre-reboot.d or post-boot.d hook (hook is "pre-reboot" or "post-boot"; hook-env.c,
+ * docs/reboot.md "Hook environment"): PATH, HOME, TZ (if set) and the CAIRN_* variables, NULL-terminated;
+ * free with agent_hook_env_free(). */
+int agent_hook_env(Agent *a, const char *hook, unsigned timeout, char ***ret);
+void agent_hook_env_free(char **env);
 
 /* What the daemon last read of the lock, for status (also filled by cairnctl lock-status). */
 #define AGENT_HOLDERS_TEXT_MAX 2048

@@ -1,7 +1,8 @@
 # updater/agent/agent.mk — the host agent: cairn-updated, cairnctl, their unit test and the Omaha response fuzzer.
 AGENT_LIB_SRCS = updater/agent/agent.c updater/agent/check.c updater/agent/revoked.c updater/agent/manifest.c updater/agent/update.c updater/agent/postboot.c updater/agent/config.c updater/agent/state.c updater/agent/http.c \
 	updater/agent/omaha-client.c updater/agent/apply.c updater/agent/delta.c updater/agent/health.c updater/agent/daemon.c \
-	updater/agent/window.c updater/agent/reboot.c updater/agent/reboot-status.c updater/agent/measure.c updater/agent/measure-record.c \
+	updater/agent/window.c updater/agent/reboot.c updater/agent/reboot-status.c updater/agent/hook-env.c \
+	updater/agent/measure.c updater/agent/measure-record.c \
 	image/verity.c $(OMAHA_LIB_SRCS) $(PAYLOAD_LIB_SRCS) $(BOOTCFG_LIB_SRCS) $(LOCK_LIB_SRCS)
 AGENT_LIBS = -lcurl $(OMAHA_LIBS) $(PAYLOAD_LIBS) $(BOOTCFG_LIBS) $(LOCK_LIBS)
 

@@ -54,7 +54,7 @@ static int wait_timeout(pid_t pid, unsigned timeout_ms) {
         }
 }
 
-static int run_one(const char *path, unsigned timeout_sec) {
+static int run_one(const char *path, unsigned timeout_sec, char *const *envp) {
         pid_t pid = fork();
         if (pid < 0)
                 return negative_errno();
@@ -64,7 +64,13 @@ static int run_one(const char *path, unsigned timeout_sec) {
                 int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (null >= 0)
                         dup2(null, 0);
-                execl(path, path, (char *)NULL);
+                if (envp) { /* a hook: its own environment (hook-env.c), from / */
+                        if (chdir("/") < 0)
+                                _exit(127);
+                        char *const argv[] = { (char *)path, NULL };
+                        execve(path, argv, envp);
+                } else
+                        execl(path, path, (char *)NULL);
                 _exit(127);
         }
         setpgid(pid, pid);
@@ -75,6 +81,11 @@ static int run_one(const char *path, unsigned timeout_sec) {
 }
 
 int agent_health_run(const char *const *dirs, size_t n_dirs, unsigned timeout_sec, const char **ret_failed) {
+        return agent_hooks_run(dirs, n_dirs, timeout_sec, NULL, ret_failed);
+}
+
+int agent_hooks_run(const char *const *dirs, size_t n_dirs, unsigned timeout_sec, char *const *envp,
+                    const char **ret_failed) {
         static char failed[PATH_MAX];
         char *names[HEALTH_SCRIPTS_MAX];
         size_t owner[HEALTH_SCRIPTS_MAX];
@@ -128,7 +139,7 @@ int agent_health_run(const char *const *dirs, size_t n_dirs, unsigned timeout_se
         /* Run in the order of the script names, whichever directory they come from. */
         qsort(paths, m, sizeof paths[0], name_cmp);
         for (size_t i = 0; i < m && r >= 0; i++) {
-                r = run_one(paths[i], timeout_sec);
+                r = run_one(paths[i], timeout_sec, envp);
                 if (r < 0) {
                         snprintf(failed, sizeof failed, "%s", paths[i]);
                         if (ret_failed)

@@ -27,7 +27,6 @@ struct AgentReboot {
         bool reboot_issued;        /* this process ran the reboot command successfully */
         bool post_hooks_done;      /* this process ran the post-boot hooks successfully (release pending) */
         int64_t due_ms;            /* monotonic; -1 nothing pending */
-        time_t pick, pick_close;   /* the planned instant inside the window, and that window's end */
         time_t retry_at;           /* wall: no attempt before (backoff) */
         time_t (*clock)(void);
         uint32_t (*rnd)(void);
@@ -253,7 +252,27 @@ static int run_hooks(Agent *a, const char *name, unsigned timeout, const char **
         snprintf(d0, sizeof d0, "%s/etc/cairn/%s.d", agent_root(a), name);
         snprintf(d1, sizeof d1, "%s/usr/lib/cairn/%s.d", agent_root(a), name);
         const char *dirs[2] = { d0, d1 };
-        return agent_health_run(dirs, 2, timeout, ret_failed);
+        char **env = NULL;
+        int r = agent_hook_env(a, name, timeout, &env);
+        if (r < 0) {
+                static char what[64];
+                snprintf(what, sizeof what, "(its environment: %s)", strerror(-r));
+                *ret_failed = what;
+                return r;
+        }
+        r = agent_hooks_run(dirs, 2, timeout, env, ret_failed);
+        agent_hook_env_free(env);
+        return r;
+}
+
+/* What the lock is taken for, saved with the phase (the hooks of the new boot see it): the running version, the
+ * update staged in this boot (if any) and its slot. */
+static void remember_target(Agent *a) {
+        AgentState *st = agent_state(a);
+        bool staged = st->staged_slot >= 0 && strcmp(st->staged_boot_id, agent_boot_id(a)) == 0;
+        snprintf(st->lock_from_version, sizeof st->lock_from_version, "%s", st->current_version);
+        snprintf(st->lock_to_version, sizeof st->lock_to_version, "%s", staged ? st->staged_version : "");
+        st->lock_to_slot = staged ? st->staged_slot : -1;
 }
 
 static bool same_boot(Agent *a) {
@@ -274,9 +293,13 @@ static bool reboot_wanted(Agent *a) {
 static void enter(Agent *a, AgentLockPhase p) {
         AgentState *st = agent_state(a);
         st->lock_phase = p;
-        if (p == AGENT_LOCK_ACQUIRING)
+        if (p == AGENT_LOCK_ACQUIRING) {
                 snprintf(st->lock_boot_id, sizeof st->lock_boot_id, "%s", agent_boot_id(a));
+                remember_target(a);
+        }
         if (p == AGENT_LOCK_NONE) {
+                st->lock_from_version[0] = st->lock_to_version[0] = 0;
+                st->lock_to_slot = -1;
                 /* A pending cairnctl reboot stays tied to this boot (the reboot that carries it out ends it). */
                 if (st->reboot_requested)
                         snprintf(st->lock_boot_id, sizeof st->lock_boot_id, "%s", agent_boot_id(a));
@@ -327,6 +350,7 @@ static void after_boot(Agent *a) {
         }
         enter(a, AGENT_LOCK_NONE);
         st->lock_failures = 0;
+        st->window_pick = st->window_pick_close = 0; /* that reboot is done: the next one draws its own instant */
         rb->post_hooks_done = false;
         char t[64];
         fmt_time(rb->clock(), t, sizeof t);
@@ -344,16 +368,23 @@ static bool window_allows(Agent *a, time_t now) {
         time_t open, close;
         if (agent_window_find(&c->window, now, &open, &close) < 0)
                 return true;
-        if (rb->pick == 0 || rb->pick_close != close) { /* one pick per window */
-                rb->pick = agent_window_pick(&c->window, now, rb->rnd());
-                rb->pick_close = close;
+        /* One pick per window, saved: a restarted agent (a fleet restarted together, a crash loop) keeps its
+         * instant while that window is current; the next window gets a new one. A saved pick that does not lie
+         * in the window (the window was changed, or the file was edited) is drawn again. */
+        AgentState *st = agent_state(a);
+        time_t pick = (time_t)st->window_pick;
+        if ((time_t)st->window_pick_close != close || pick < open || pick >= close) {
+                pick = agent_window_pick(&c->window, now, rb->rnd());
+                st->window_pick = (int64_t)pick;
+                st->window_pick_close = (int64_t)close;
+                (void)save(a); /* if it cannot be written, the lock step will not run either (it saves first) */
         }
-        if (now >= rb->pick && now >= open)
+        if (now >= pick && now >= open)
                 return true;
         char w[96], o[64], p[64];
         agent_window_format(&c->window, w, sizeof w);
         fmt_time(open, o, sizeof o);
-        fmt_time(rb->pick, p, sizeof p);
+        fmt_time(pick, p, sizeof p);
         bool changed;
         if (now < open)
                 changed = note(a, "waiting for the reboot window (%s): it opens at %s; reboot planned at %s", w, o, p);
@@ -362,7 +393,7 @@ static bool window_allows(Agent *a, time_t now) {
                                w, p);
         if (changed)
                 (void)save(a);
-        due_in(rb, (int64_t)(rb->pick - now));
+        due_in(rb, (int64_t)(pick - now));
         return false;
 }
 
@@ -469,8 +500,10 @@ void agent_reboot_step_locked(Agent *a) {
         conn_close(&conn);
 
         /* Pre-reboot hooks (drain). */
-        if (st->lock_phase != AGENT_LOCK_ACQUIRING)
+        if (st->lock_phase != AGENT_LOCK_ACQUIRING) {
                 snprintf(st->lock_boot_id, sizeof st->lock_boot_id, "%s", agent_boot_id(a));
+                remember_target(a);
+        }
         st->lock_phase = AGENT_LOCK_PRE_REBOOT;
         note(a, "%s; running the pre-reboot hooks", lock_backend(c) ? "took the reboot lock" : "rebooting soon");
         if (save(a) < 0) {

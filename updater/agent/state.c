@@ -43,7 +43,7 @@ int agent_status_from_name(const char *s) {
 }
 
 void agent_state_init(AgentState *s) {
-        *s = (AgentState){ .status = AGENT_IDLE, .staged_slot = -1, .resume_slot = -1 };
+        *s = (AgentState){ .status = AGENT_IDLE, .staged_slot = -1, .resume_slot = -1, .lock_to_slot = -1 };
 }
 
 void agent_state_forget_staged(AgentState *s) {
@@ -120,6 +120,12 @@ static int state_kv(AgentState *s, const char *k, const char *v) {
         else if (strcmp(k, "RESUME_VERSION") == 0) r = VSTR(resume_version);
         else if (strcmp(k, "LOCK_BOOT_ID") == 0) r = VSTR(lock_boot_id);
         else if (strcmp(k, "LOCK_NOTE") == 0) r = VSTR(lock_note);
+        else if (strcmp(k, "LOCK_FROM_VERSION") == 0) r = VSTR(lock_from_version);
+        else if (strcmp(k, "LOCK_TO_VERSION") == 0) r = VSTR(lock_to_version);
+        else if (strcmp(k, "LOCK_TO_SLOT") == 0) {
+                r = parse_slot(v, &s->lock_to_slot);
+                why = "is not a slot (A, B or -)";
+        }
         else if (strcmp(k, "LOCK_PHASE") == 0) {
                 /* Unreadable: this host may hold the lock; "acquiring" makes the agent give it back if it does. */
                 r = -EINVAL;
@@ -176,6 +182,10 @@ static int state_kv(AgentState *s, const char *k, const char *v) {
                           "is out of range (0..the chunk limit)" },
                         { "LOCK_FAILURES", offsetof(AgentState, lock_failures), 4, AGENT_FAILURES_MAX,
                           "is out of range (0..1000000)" },
+                        { "WINDOW_PICK", offsetof(AgentState, window_pick), 8, (uint64_t)AGENT_TIME_MAX,
+                          "is out of range (0..253402300799, the year 9999)" },
+                        { "WINDOW_PICK_CLOSE", offsetof(AgentState, window_pick_close), 8, (uint64_t)AGENT_TIME_MAX,
+                          "is out of range (0..253402300799, the year 9999)" },
                 };
                 for (size_t i = 0; i < ELEMENTSOF(nums); i++) {
                         if (strcmp(k, nums[i].key) != 0)
@@ -268,6 +278,11 @@ int agent_state_format(const AgentState *s, char **ret_text, size_t *ret_len) {
         put_line(&b, "LOCK_BOOT_ID", s->lock_boot_id);
         buf_printf(&b, "REBOOT_REQUESTED=%d\nLOCK_FAILURES=%u\n", s->reboot_requested ? 1 : 0, s->lock_failures);
         put_line(&b, "LOCK_NOTE", s->lock_note);
+        put_line(&b, "LOCK_FROM_VERSION", s->lock_from_version);
+        put_line(&b, "LOCK_TO_VERSION", s->lock_to_version);
+        put_line(&b, "LOCK_TO_SLOT", slot_str(s->lock_to_slot));
+        buf_printf(&b, "WINDOW_PICK=%" PRId64 "\nWINDOW_PICK_CLOSE=%" PRId64 "\n", s->window_pick < 0 ? 0 : s->window_pick,
+                   s->window_pick_close < 0 ? 0 : s->window_pick_close);
         if (b.err)
                 return b.err;
         if (ret_len)

@@ -50,9 +50,16 @@ done
 [[ $DELTAS =~ ^[0-9]{1,2}$ ]] || die "--deltas '$DELTAS' must be a number 0..99"
 [ $board_given = 0 ] || [[ $BOARD =~ ^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$ ]] || die "board '$BOARD' must be 1-64 of [A-Za-z0-9._-]"
 if [ -z "$IMAGE" ]; then
-        # Build the release's /usr image (reproducible: same commit, same bytes).
+        # Build the release's /usr image (reproducible: same commit, same bytes) in a work directory of this run's
+        # own, so two releases built at once from one checkout do not remove each other's files; the image is
+        # renamed into build/release/VERSION/ whole.
+        mkdir -p "$ROOT/build/release/$VERSION"
+        work=$(mktemp -d "$ROOT/build/release/.work.XXXXXX") || die "cannot make a work directory in build/release"
+        rc=0
         CAIRN_VERSION=$VERSION CAIRN_USR_ONLY=1 CAIRN_OUT=$ROOT/build/release/$VERSION \
-                CAIRN_WORK=$ROOT/build/release/work "$ROOT/scripts/build-image.sh" >&2 || die "image build failed"
+                CAIRN_WORK=$work "$ROOT/scripts/build-image.sh" >&2 || rc=$?
+        rm -rf "$work"
+        [ $rc = 0 ] || die "image build failed"
         IMAGE=$ROOT/build/release/$VERSION/usr.img
 fi
 [ -f "$IMAGE" ] || die "USR image '$IMAGE' not found (build it with 'make image' or pass --image)"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 60
 # tests/integration/11-mkdisk.sh — cairn-mkdisk builds the Cairn disk layout; sgdisk, blkid and (with root and
 # loop devices) a real grub-bios-setup --no-rs-codes run are the oracles. Bad input fails with one line and no output.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 160
 # tests/integration/43-reproducible.sh — two builds of the default image from the same inputs and seed, in
 # different work directories, give byte-identical disks (raw and qcow2).
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 550
 # tests/integration/46-verity-qemu.sh — /usr on dm-verity in QEMU (TCG), UEFI and BIOS (docs/verity.md):
 #  1. both firmwares boot out/cairn.img with one byte of a file's data in USR-A flipped on the raw disk: /usr is
 #     /dev/mapper/usr (read-only, the verity table on USR-A with the root hash of the sealed image, which is also

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 95
 # tests/integration/50-agent-faults.sh — every fault of the agent's list, each run against a real server (cairn-server or
 # a small python server that misbehaves on purpose): corrupt chunk, unknown-key and bad signatures, another board,
 # downgrade (announced and signed), payload larger than the slot, HTTP 500/404, connection reset mid-chunk, a stalled

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 170
 # tests/integration/50-agent-resume.sh — kill -9 of cairn-updated during an apply (download rate-limited so the apply
 # takes a few seconds), then a rerun: it resumes from the last verified chunk (fewer bytes fetched), completes, and
 # the slot verifies. Default: 20 random points (seed printed; CAIRN_RESUME_SEED=S repeats a run);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 900
 # tests/integration/55-update-qemu.sh — the update flow end to end (issue: update agent), in QEMU (OVMF, TCG):
 # the VM boots v1 (out/cairn.img); the host runs cairn-server with v2 in channel alpha, reachable from the
 # guest only through QEMU user networking (guestfwd 10.0.2.100:80 → 127.0.0.1:PORT, restrict=on). The agent

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 100
 # tests/integration/57-agent-delta.sh — delta payloads end to end against cairn-server: ci/release.sh makes the deltas,
 # the agent (delta_okay="true") gets and applies 1.0.0 → 2.0.0 by delta, then 2.0.0 → 3.0.0 by delta after a
 # reboot into B; a host whose active slot was modified falls back to the full payload by itself, having fetched no

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 60
 # tests/integration/61-reboot-lock.sh — the agent's reboot lifecycle against real etcd and a FleetLock test server:
 # an update staged → lock taken (seen by etcdctl from inside the pre-reboot hook) → reboot command → the new boot's
 # health gate → post-boot hook (lock still held) → released; a failing health gate keeps the lock; a failing or

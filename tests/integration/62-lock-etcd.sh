@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 180
 # tests/integration/62-lock-etcd.sh — the etcd v3 reboot lock (updater/lock/etcd.c) through cairn-lockctl against
 # real etcd (Debian's etcd-server) on 127.0.0.1: lock/unlock/set-max/status, recursion, foreign unlock refused,
 # etcdctl as the oracle both ways (locksmith's shape with "holders":null), two processes racing 200 rounds with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 150
 # tests/integration/63-fleetlock-server.sh — cairn-server's FleetLock endpoints (updater/server/fleetlock.c) with
 # curl exactly as the protocol document shows (coreos/zincati docs/development/fleetlock/protocol.md): status
 # codes and {"kind","value"} bodies, missing header, bad JSON, oversized and chunked bodies, unknown group,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 110
 # tests/integration/64-lock-race.sh — the etcd reboot lock under races, with cairn-lockctl as the contenders and
 # `etcdctl watch --rev 1` (every revision the key ever had, replayed from etcd's history) as the oracle:
 #   1. single node, max 1: two processes racing LOCK_RACE_ROUNDS (default 300 each, 600 in all) lock/unlock

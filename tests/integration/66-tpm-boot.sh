@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 600
 # tests/integration/66-tpm-boot.sh — measured boot of the real image: QEMU + OVMF + swtpm (tpm-crb), one VM
 # reaching slot B through a real agent update; about 5 min under TCG.
 #  1. slot A: `cairn-tpm predict` on the host, before the boot; in the guest PCR 8, 9 and 11 of every active

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 90
 # tests/integration/67-tpm-predict.sh — `cairn-tpm predict` on copies of the built disk image, no VM (~10 s):
 #  - the PCR values equal an independent fold (Python hashlib) over the listed events, and the events' digests
 #    equal hashlib over their texts (PCR 8, 11) and over the files themselves (PCR 9: grub.cfg from the ESP with

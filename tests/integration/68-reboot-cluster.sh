@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 70
 # tests/integration/68-reboot-cluster.sh — five agents (own machine ids, state dirs and disks) with a staged update
 # contend for a 3-node etcd cluster's reboot lock with max=2: at no revision more than 2 holders (every write seen
 # by `etcdctl watch` decoded), a node killed mid-run changes nothing, and every host reboots once and releases after

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 300
 # tests/integration/70-provision-qemu.sh — first-boot provisioning in QEMU (OVMF, TCG, restrict=on user networking):
 #   1. an Ignition config on fw_cfg opt/org.flatcar-linux/config (a user "core" with an SSH key, in group sudo; a
 #      file with mode 0640; the hostname): the host OpenSSH client logs in through hostfwd on 127.0.0.1, runs

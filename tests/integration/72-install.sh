@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 340
 # tests/integration/72-install.sh — cairn-install on the build host:
 #   - from a local cairn-server (channel stable) into a blank disk image file, with an Ignition config: the
 #     layout (sgdisk), USR-A equal to the release image, USR-B empty, config.ign on OEM; then that disk boots

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 430
 # tests/integration/73-provision-update.sh — a provisioned host updates A→B and keeps what was provisioned.
 # The Ignition config (fw_cfg) creates user core with an SSH key, a file, the hostname, and the agent's own
 # config (/etc/cairn/update.conf: channel alpha on a local cairn-server reached through guestfwd). Over SSH,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 120
 # tests/integration/75-install-safety.sh — cairn-install refuses targets in use, on loop devices (no QEMU):
 # an image file attached to a loop device, a whole disk with a mounted partition (even with --force), a
 # partition instead of a whole disk; each with one clear line, and the disk's bytes unchanged.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cost: 800
 # tests/integration/76-install-in-guest.sh — cairn-install on a Cairn host (the image's own /usr/bin/cairn-install,
 # busybox userland, no debugfs): the VM boots the built image with a second blank virtio disk and installs the
 # current release of channel stable from a cairn-server on the build host (guestfwd 10.0.2.100:80) onto /dev/vdb

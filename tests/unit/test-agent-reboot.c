@@ -264,18 +264,10 @@ static time_t fake_clock(void) {
         return fake_now;
 }
 
-/* A host root with a staged update waiting for its reboot (STAGED_BOOT_ID = this boot). */
-static Agent *host(const char *name, const char *conf) {
-        char p[900], root[800];
+/* The agent of an existing host root (its state file as the last run left it): a restarted agent. */
+static Agent *reopen(const char *name) {
+        char root[800];
         snprintf(root, sizeof root, "%s/%s", unit_tmpdir(), name);
-        snprintf(p, sizeof p, "%s/etc/machine-id", name);
-        put(p, "0123456789abcdef0123456789abcdef\n");
-        snprintf(p, sizeof p, "%s/usr/lib/os-release", name);
-        put(p, "VERSION_ID=1.0.0\n");
-        snprintf(p, sizeof p, "%s/etc/cairn/update.conf", name);
-        put(p, conf);
-        snprintf(p, sizeof p, "%s/var/lib/cairn/state", name);
-        put(p, "STATE=UPDATED_NEED_REBOOT\nSTAGED_VERSION=2.0.0\nSTAGED_SLOT=B\nSTAGED_BOOT_ID=boot-1\n");
         AgentOptions o = { .root = root, .booted = 0, .boot_id = "boot-1" };
         Agent *a = NULL;
         char err[512] = "";
@@ -284,6 +276,20 @@ static Agent *host(const char *name, const char *conf) {
                 fprintf(stderr, "agent_new: %s\n", err);
         CHECK_EQ(r, 0);
         return a;
+}
+
+/* A host root with a staged update waiting for its reboot (STAGED_BOOT_ID = this boot). */
+static Agent *host(const char *name, const char *conf) {
+        char p[900];
+        snprintf(p, sizeof p, "%s/etc/machine-id", name);
+        put(p, "0123456789abcdef0123456789abcdef\n");
+        snprintf(p, sizeof p, "%s/usr/lib/os-release", name);
+        put(p, "VERSION_ID=1.0.0\n");
+        snprintf(p, sizeof p, "%s/etc/cairn/update.conf", name);
+        put(p, conf);
+        snprintf(p, sizeof p, "%s/var/lib/cairn/state", name);
+        put(p, "STATE=UPDATED_NEED_REBOOT\nSTAGED_VERSION=2.0.0\nSTAGED_SLOT=B\nSTAGED_BOOT_ID=boot-1\n");
+        return reopen(name);
 }
 
 /* Step the lifecycle once a simulated minute from `from` for `span` seconds; the instant its reboot command ran
@@ -370,20 +376,6 @@ static void test_lifecycle_window(void) {
         agent_reboot_gate_done(a);
         CHECK_EQ(run_until_reboot(a, THU, D), 0);
         agent_free(a);
-}
-
-/* The agent of an existing host root (its state file as the last run left it): a restarted agent. */
-static Agent *reopen(const char *name) {
-        char root[800];
-        snprintf(root, sizeof root, "%s/%s", unit_tmpdir(), name);
-        AgentOptions o = { .root = root, .booted = 0, .boot_id = "boot-1" };
-        Agent *a = NULL;
-        char err[512] = "";
-        int r = agent_new(&o, &a, err, sizeof err);
-        if (r < 0)
-                fprintf(stderr, "agent_new: %s\n", err);
-        CHECK_EQ(r, 0);
-        return a;
 }
 
 static int64_t saved_pick(const char *name, int64_t *ret_close) {
